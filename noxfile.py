@@ -1,0 +1,40 @@
+"""Sessions: ``nox`` runs lint and the tests on Python 3.11 (PyMC 5.x) and 3.12 (PyMC 6.x)."""
+
+import nox
+
+nox.needs_version = ">=2024.3.2"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "tests"]
+
+PYTHONS = ["3.11", "3.12"]
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """Run the test suite; ``nox -s tests -- --runslow`` adds the long statistical tests."""
+    session.install("-e", ".[test]")
+    session.run("python", "-c", "import pymc, jax; print('pymc', pymc.__version__, 'jax', jax.__version__)")
+    session.run("pytest", "-n", "2", "--durations=15", *session.posargs)
+
+
+@nox.session(python="3.12")
+def lint(session: nox.Session) -> None:
+    """Ruff (lint and format check) and mypy on the package."""
+    session.install("-e", ".", "ruff>=0.6", "mypy>=1.11")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+
+
+@nox.session(python="3.12")
+def quickstart(session: nox.Session) -> None:
+    """Install the package and run ``examples/quickstart.py``."""
+    session.install("-e", ".")
+    session.run("python", "examples/quickstart.py", *session.posargs)
+
+
+@nox.session(python="3.12")
+def benchmark(session: nox.Session) -> None:
+    """Run the GP benchmark side by side with PyMC's NUTS (``-- --quick`` for a smoke run)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/gp_regression.py", *session.posargs)
