@@ -1,0 +1,23 @@
+"""surrogate-hmc: exact Hamiltonian Monte Carlo for expensive PyMC models, with neural surrogates.
+
+PyMC models are float64, so importing this package enables JAX's 64-bit mode.
+"""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+from surrogate_hmc.core import NetworkConfig, Schedule, SwitchTest, TrainingConfig  # noqa: E402
+from surrogate_hmc.step_methods import SurrogateHMC, SurrogateWarning  # noqa: E402
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "NetworkConfig",
+    "Schedule",
+    "SurrogateHMC",
+    "SurrogateWarning",
+    "SwitchTest",
+    "TrainingConfig",
+    "__version__",
+]

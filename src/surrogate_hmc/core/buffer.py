@@ -1,0 +1,72 @@
+"""A bounded buffer of exact evaluations (position, log-density, gradient)."""
+
+import numpy as np
+
+__all__ = ["TrainingBuffer"]
+
+
+class TrainingBuffer:
+    """Keep the most recent ``capacity`` finite exact evaluations.
+
+    Every exact evaluation the sampler makes (every leapfrog point, not only the draws) is
+    offered; evaluations with a non-finite log-density or gradient are dropped and counted.
+
+    Parameters
+    ----------
+    capacity
+        Largest number of evaluations kept; the oldest are overwritten first.
+    dim
+        Length of a position vector.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> buffer = TrainingBuffer(capacity=2, dim=1)
+    >>> for x in (1.0, 2.0, np.nan, 3.0):
+    ...     _ = buffer.add(np.array([x]), -x, np.array([-x]))
+    >>> buffer.positions().ravel().tolist(), buffer.n_dropped
+    ([2.0, 3.0], 1)
+    """
+
+    __slots__ = ("_gradients", "_logps", "_positions", "capacity", "n_dropped", "n_seen")
+
+    def __init__(self, capacity: int, dim: int) -> None:
+        if capacity < 1 or dim < 1:
+            raise ValueError(f"capacity and dim must be positive, got {capacity} and {dim}.")
+        self.capacity = capacity
+        self._positions = np.zeros((capacity, dim))
+        self._logps = np.zeros(capacity)
+        self._gradients = np.zeros((capacity, dim))
+        self.n_seen = 0
+        self.n_dropped = 0
+
+    def __len__(self) -> int:
+        return min(self.n_seen, self.capacity)
+
+    def add(self, position: np.ndarray, logp: float, gradient: np.ndarray) -> bool:
+        """Store one evaluation; return ``False`` if it was dropped as non-finite."""
+        if not (np.isfinite(logp) and np.all(np.isfinite(gradient))):
+            self.n_dropped += 1
+            return False
+        row = self.n_seen % self.capacity
+        self._positions[row] = position
+        self._logps[row] = logp
+        self._gradients[row] = gradient
+        self.n_seen += 1
+        return True
+
+    def _order(self) -> np.ndarray:
+        size = len(self)
+        return (np.arange(size) + self.n_seen - size) % self.capacity
+
+    def positions(self) -> np.ndarray:
+        """Stored positions, oldest first."""
+        return self._positions[self._order()]
+
+    def logps(self) -> np.ndarray:
+        """Stored log-densities, oldest first."""
+        return self._logps[self._order()]
+
+    def gradients(self) -> np.ndarray:
+        """Stored gradients, oldest first."""
+        return self._gradients[self._order()]

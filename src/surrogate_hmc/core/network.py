@@ -1,0 +1,125 @@
+"""The surrogate network: an Equinox MLP on standardized inputs and outputs."""
+
+from dataclasses import dataclass
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["NetworkConfig", "Standardization", "StandardizedMLP"]
+
+Activation = Literal["silu", "selu", "tanh", "softplus", "gelu"]
+_ACTIVATIONS = {
+    "silu": jax.nn.silu,
+    "selu": jax.nn.selu,
+    "tanh": jnp.tanh,
+    "softplus": jax.nn.softplus,
+    "gelu": jax.nn.gelu,
+}
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Architecture of the surrogate network.
+
+    Parameters
+    ----------
+    width
+        Units per hidden layer.
+    depth
+        Number of hidden layers.
+    activation
+        A smooth activation (the surrogate's force must be smooth for leapfrog to be accurate):
+        one of ``"silu"``, ``"selu"``, ``"tanh"``, ``"softplus"``, ``"gelu"``.
+
+    Examples
+    --------
+    >>> import jax
+    >>> NetworkConfig(width=32).build(3, 3, key=jax.random.key(0)).width_size
+    32
+    """
+
+    width: int = 128
+    depth: int = 2
+    activation: Activation = "silu"
+
+    def __post_init__(self) -> None:
+        for name in ("width", "depth"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"NetworkConfig.{name} must be a positive integer, got {value!r}.")
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"NetworkConfig.activation must be one of {sorted(_ACTIVATIONS)}, "
+                f"got {self.activation!r}."
+            )
+
+    def build(self, in_size: int, out_size: int, *, key: jax.Array) -> eqx.nn.MLP:
+        """Return a freshly initialised MLP from ``in_size`` to ``out_size`` features."""
+        return eqx.nn.MLP(
+            in_size,
+            out_size,
+            self.width,
+            self.depth,
+            activation=_ACTIVATIONS[self.activation],
+            key=key,
+        )
+
+
+class Standardization(eqx.Module):
+    """An affine map to zero mean and unit scale, per feature.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = Standardization.fit(np.array([[0.0, 1.0], [2.0, 1.0]]))
+    >>> s.apply(np.array([2.0, 1.0])).tolist()
+    [1.0, 0.0]
+    """
+
+    mean: jax.Array
+    scale: jax.Array
+
+    @classmethod
+    def fit(cls, data: np.ndarray) -> "Standardization":
+        """Standardize like ``data`` (rows are observations); constant features keep scale 1."""
+        data = np.asarray(data, dtype=np.float64)
+        mean = data.mean(axis=0)
+        scale = data.std(axis=0)
+        scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)
+        return cls(jnp.asarray(mean), jnp.asarray(scale))
+
+    def apply(self, x: jax.Array) -> jax.Array:
+        """Map ``x`` to standardized units."""
+        return (x - self.mean) / self.scale
+
+    def invert(self, z: jax.Array) -> jax.Array:
+        """Map standardized ``z`` back to original units."""
+        return self.mean + self.scale * z
+
+
+class StandardizedMLP(eqx.Module):
+    """An MLP that sees standardized inputs and predicts standardized outputs.
+
+    Examples
+    --------
+    >>> import jax, numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(10, 2))
+    >>> net = StandardizedMLP(
+    ...     NetworkConfig(width=8).build(2, 2, key=jax.random.key(0)),
+    ...     Standardization.fit(x),
+    ...     Standardization.fit(-x),
+    ... )
+    >>> net(x[0]).shape
+    (2,)
+    """
+
+    mlp: eqx.nn.MLP
+    inputs: Standardization
+    outputs: Standardization
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Predict in original units."""
+        return self.outputs.invert(self.mlp(self.inputs.apply(x)))

@@ -1,0 +1,107 @@
+"""When to train the surrogate and when to trust it."""
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+__all__ = ["Schedule", "SchedulePlan", "SwitchTest"]
+
+
+class SchedulePlan(NamedTuple):
+    """A :class:`Schedule` resolved for a number of tuning iterations."""
+
+    collect_from: int
+    training_iterations: tuple[int, ...]
+
+
+def _check_optional_int(owner: str, name: str, value: object, minimum: int) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{owner}.{name} must be an integer >= {minimum} or None, got {value!r}.")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Tuning iterations at which exact evaluations are kept and the surrogate is (re)trained.
+
+    Exact evaluations are kept from iteration ``collect_from`` on: the chain's first iterations
+    travel from the initial point to the posterior, where the surrogate is never needed, and
+    their huge gradients would swamp the training. The network is trained at iteration ``start``, then every ``every`` iterations while it has
+    not passed the :class:`SwitchTest`, and never after ``stop``. ``None`` derives a value from
+    the number of tuning iterations: ``start = max(150, tune // 5)`` (after PyMC's first
+    mass-matrix window, so the exact phase has settled), ``every = max(50, tune // 10)``,
+    ``stop = tune // 2``, ``collect_from = min(50, start // 2)``.
+
+    Examples
+    --------
+    >>> Schedule().plan(tune=1000)
+    SchedulePlan(collect_from=50, training_iterations=(200, 300, 400, 500))
+    >>> Schedule(start=50, every=50, stop=150).plan(tune=1000).training_iterations
+    (50, 100, 150)
+    """
+
+    collect_from: int | None = None
+    start: int | None = None
+    every: int | None = None
+    stop: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_optional_int("Schedule", "collect_from", self.collect_from, 0)
+        _check_optional_int("Schedule", "start", self.start, 1)
+        _check_optional_int("Schedule", "every", self.every, 1)
+        _check_optional_int("Schedule", "stop", self.stop, 1)
+        if self.start is not None and self.stop is not None and self.stop < self.start:
+            raise ValueError(f"Schedule.stop ({self.stop}) is before start ({self.start}).")
+        if (
+            self.collect_from is not None
+            and self.start is not None
+            and self.collect_from >= self.start
+        ):
+            raise ValueError(
+                f"Schedule.collect_from ({self.collect_from}) must come before start ({self.start})."
+            )
+
+    def plan(self, tune: int) -> SchedulePlan:
+        """Resolve the defaults for ``tune`` iterations (counted from 0 at the first one)."""
+        start = self.start if self.start is not None else max(150, tune // 5)
+        every = self.every if self.every is not None else max(50, tune // 10)
+        stop = self.stop if self.stop is not None else tune // 2
+        collect_from = self.collect_from if self.collect_from is not None else min(50, start // 2)
+        return SchedulePlan(collect_from, tuple(range(start, min(stop, tune - 1) + 1, every)))
+
+
+@dataclass(frozen=True)
+class SwitchTest:
+    """What the surrogate must show before it takes over.
+
+    Parameters
+    ----------
+    max_validation_error
+        Largest held-out error of the network (in standardized units, about ``sqrt(1 - R^2)``).
+    pilot_iterations
+        Surrogate iterations run as a pilot after a training that passed the first test.
+    min_acceptance_ratio
+        The pilot's mean acceptance must reach this fraction of the exact phase's recent mean
+        acceptance; otherwise the sampler goes back to exact steps and retrains later.
+
+    Examples
+    --------
+    >>> SwitchTest(pilot_iterations=10).min_acceptance_ratio
+    0.6
+    """
+
+    max_validation_error: float = 0.3
+    pilot_iterations: int = 30
+    min_acceptance_ratio: float = 0.6
+
+    def __post_init__(self) -> None:
+        if not self.max_validation_error > 0:
+            raise ValueError(
+                f"SwitchTest.max_validation_error must be positive, got {self.max_validation_error!r}."
+            )
+        _check_optional_int("SwitchTest", "pilot_iterations", self.pilot_iterations, 1)
+        if not 0.0 <= self.min_acceptance_ratio <= 1.0:
+            raise ValueError(
+                "SwitchTest.min_acceptance_ratio must lie in [0, 1], "
+                f"got {self.min_acceptance_ratio!r}."
+            )
