@@ -155,7 +155,7 @@ class SurrogateHMC(NUTS):
 
     # Built in each chain's process on first use and never pickled (see __getstate__).
     _process_local: dict[str, Any] | None = None
-    _trajectory: Any = None
+    _trajectory: tuple[Any, Any] = (None, None)  # (surrogate, its compiled trajectory)
 
     def __init__(
         self,
@@ -282,6 +282,13 @@ class SurrogateHMC(NUTS):
             self._process_local = {"prior": prior, "prior_gradients": prior_gradients}
         return self._process_local["prior"], self._process_local["prior_gradients"]
 
+    def _compiled_trajectory(self):
+        surrogate, compiled = self._trajectory
+        if surrogate is not self._surrogate:  # refitted, or restored from a sampling_state
+            compiled = surrogate_trajectory(self._surrogate)
+            self._trajectory = (self._surrogate, compiled)
+        return compiled
+
     def step(self, point):
         """One iteration; refreshes what other step methods of a compound step have changed."""
         if self._logp_fn.extra_names:
@@ -351,7 +358,7 @@ class SurrogateHMC(NUTS):
         else:
             n_steps = self.n_steps
         inverse_mass = np.asarray(self.potential._var, dtype=np.float64)
-        compiled = self._trajectory
+        compiled = self._compiled_trajectory()
 
         def trajectory(q, p, eps, n):
             q1, p1 = compiled(q, p, np.float64(eps), inverse_mass, np.int32(n))
@@ -433,7 +440,6 @@ class SurrogateHMC(NUTS):
         if not result.validation_error <= self.switch_test.max_validation_error:
             return
         self._surrogate = GradientSurrogate(result.network, prior)
-        self._trajectory = surrogate_trajectory(self._surrogate)
         self._start_pilot()
 
     def _start_pilot(self) -> None:

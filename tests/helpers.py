@@ -1,0 +1,48 @@
+"""Statistical checks with power: z-scores whose standard errors come from the effective sample size."""
+
+import arviz as az
+import numpy as np
+
+
+def _mcse_of_mean(values: np.ndarray) -> float:
+    """Monte Carlo standard error of the mean of ``values`` with shape (chain, draw)."""
+    ess = float(np.asarray(az.ess(values, method="mean")).squeeze())
+    return float(np.sqrt(values.var() / ess))
+
+
+def moment_z_scores(draws: np.ndarray, mean, variance) -> np.ndarray:
+    """z-scores of the sample mean and variance of each coordinate against the truth.
+
+    ``draws`` has shape (chain, draw, dim). The variance is checked as the mean of
+    ``(x - true_mean)**2``, so both checks are means of chain functionals with an ESS-based error.
+    Returns an array of shape (2, dim): row 0 for means, row 1 for variances.
+    """
+    draws = np.asarray(draws, dtype=float)
+    mean, variance = np.broadcast_arrays(np.asarray(mean, float), np.asarray(variance, float))
+    mean = np.broadcast_to(mean, draws.shape[-1:])
+    variance = np.broadcast_to(variance, draws.shape[-1:])
+    z = np.empty((2, draws.shape[-1]))
+    for i in range(draws.shape[-1]):
+        x = draws[..., i]
+        squares = (x - mean[i]) ** 2
+        z[0, i] = (x.mean() - mean[i]) / _mcse_of_mean(x)
+        z[1, i] = (squares.mean() - variance[i]) / _mcse_of_mean(squares)
+    return z
+
+
+def assert_moments(draws, mean, variance, z_max: float = 4.5) -> None:
+    """Fail unless every mean and variance is within ``z_max`` Monte Carlo standard errors."""
+    z = moment_z_scores(draws, mean, variance)
+    assert np.all(np.isfinite(z)) and np.max(np.abs(z)) < z_max, f"z-scores:\n{np.round(z, 2)}"
+
+
+def posterior_array(idata, names) -> np.ndarray:
+    """Draws of the named variables as one array of shape (chain, draw, dim)."""
+    posterior = idata["posterior"]
+    parts = [np.asarray(posterior[name]).reshape(*np.shape(posterior[name])[:2], -1) for name in names]
+    return np.concatenate(parts, axis=-1)
+
+
+def sample_stat(idata, name) -> np.ndarray:
+    """A sample stat as an array of shape (chain, draw)."""
+    return np.asarray(idata["sample_stats"][name])
