@@ -67,9 +67,11 @@ class TrainingConfig:
 class TrainingResult(NamedTuple):
     """The outcome of :func:`fit_network`.
 
-    ``validation_error`` is the root-mean-square error on held-out data in standardized output
-    units: about ``sqrt(1 - R^2)``, so 0 is perfect and 1 is no better than the mean.
-    It is ``inf`` when training produced nothing finite.
+    ``validation_error`` is the root of the loss on held-out data: a mean squared error in
+    standardized output units, where typical targets have size about 1, with each example
+    weighted by ``1 / (1 + |target|^2 / dim)`` so that rare huge targets count by their relative
+    error. 0 is perfect; about 1 is no better than a constant. It is ``inf`` when training
+    produced nothing finite.
     """
 
     network: StandardizedMLP
@@ -94,14 +96,17 @@ def _weighted_loss(params, static, x, y, weights):
 
 
 @eqx.filter_jit
-def _train_chunk(params, static, opt_state, optimizer, x, y, train_weights, key, n_steps, batch):
-    probabilities = train_weights / jnp.sum(train_weights)
-    ones = jnp.ones(batch)
+def _train_chunk(
+    params, static, opt_state, optimizer, x, y, is_train, weights, key, n_steps, batch
+):
+    probabilities = is_train / jnp.sum(is_train)
 
     def step(carry, key):
         params, opt_state = carry
         rows = jax.random.choice(key, x.shape[0], (batch,), p=probabilities)
-        loss, grads = jax.value_and_grad(_weighted_loss)(params, static, x[rows], y[rows], ones)
+        loss, grads = jax.value_and_grad(_weighted_loss)(
+            params, static, x[rows], y[rows], weights[rows]
+        )
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
@@ -126,11 +131,16 @@ def fit_network(
     network: NetworkConfig,
     training: TrainingConfig,
     key: jax.Array,
+    targets_are_gradients: bool = False,
 ) -> TrainingResult:
     """Fit a :class:`StandardizedMLP` from ``inputs`` to ``targets`` (rows are examples).
 
     Rows with a non-finite input or target are ignored. The network returned is the one with the
-    lowest validation loss seen.
+    lowest validation loss seen (see :class:`TrainingResult` for the loss).
+
+    With ``targets_are_gradients``, the targets are gradients of a function of the inputs and
+    are measured in units of ``1 / input scale``: an error of 1 in those units is an energy error
+    of order 1 per unit of trajectory, whatever the parametrisation.
 
     Examples
     --------
@@ -159,11 +169,16 @@ def fit_network(
 
     x_scaler = Standardization.fit(inputs[~is_validation])
     y_scaler = Standardization.fit(targets[~is_validation])
+    if targets_are_gradients:
+        y_scaler = Standardization(y_scaler.mean, 1.0 / x_scaler.scale)
+    standardized = np.asarray(y_scaler.apply(targets))
+    relative_weights = 1.0 / (1.0 + np.mean(standardized**2, axis=1))
     rows = 1 << (n - 1).bit_length()
     x = jnp.asarray(_padded(np.asarray(x_scaler.apply(inputs)), rows))
-    y = jnp.asarray(_padded(np.asarray(y_scaler.apply(targets)), rows))
-    train_weights = jnp.asarray(_padded((~is_validation).astype(float), rows))
-    validation_weights = jnp.asarray(_padded(is_validation.astype(float), rows))
+    y = jnp.asarray(_padded(standardized, rows))
+    is_train = jnp.asarray(_padded((~is_validation).astype(float), rows))
+    weights = jnp.asarray(_padded(relative_weights, rows))
+    validation_weights = jnp.asarray(_padded(is_validation * relative_weights, rows))
 
     optimizer = _optimizer(training)
     mlp = network.build(inputs.shape[1], targets.shape[1], key=init_key)
@@ -176,7 +191,7 @@ def fit_network(
     n_steps, stale = 0, 0
     for chunk_key in jax.random.split(train_key, max(1, training.max_steps // training.eval_every)):
         params, opt_state, train_loss = _train_chunk(
-            params, static, opt_state, optimizer, x, y, train_weights, chunk_key,
+            params, static, opt_state, optimizer, x, y, is_train, weights, chunk_key,
             training.eval_every, batch,
         )  # fmt: skip
         n_steps += training.eval_every

@@ -251,6 +251,17 @@ class SurrogateHMC(NUTS):
         super().reset_tuning(start)
         self._reset_chain(tune=None)
 
+    @property
+    def training_history(self) -> list[dict[str, Any]]:
+        """The trainings of the chain last sampled in this process, oldest first.
+
+        Each record has the tuning ``iteration``, the number of exact evaluations trained on
+        (``n_points``), the held-out ``validation_error``, the loss curves, and, when a pilot
+        ran, its ``pilot_acceptance`` and whether the sampler ``switched`` to the surrogate.
+        With ``cores>1`` the chains run in other processes and this stays empty.
+        """
+        return list(self._trainings)
+
     # -- the exact and the surrogate functions -------------------------------------------------
 
     def _harvest_exact_gradients(self) -> None:
@@ -427,7 +438,12 @@ class SurrogateHMC(NUTS):
             gradients = gradients - np.asarray(prior_gradients(positions))
         key = jax.random.key(int(self.rng.integers(2**31)))
         result: TrainingResult = fit_network(
-            positions, gradients, network=self.network, training=self.training, key=key
+            positions,
+            gradients,
+            network=self.network,
+            training=self.training,
+            key=key,
+            targets_are_gradients=True,
         )
         record = {
             "iteration": iteration,

@@ -1,0 +1,269 @@
+"""GP regression benchmark: ``SurrogateHMC`` side by side with PyMC's NUTS.
+
+The model is a GP-regression marginal likelihood (``pm.gp.Marginal``) with a Matern 3/2 kernel
+and one lengthscale per feature (ARD), on simulated data (4 features, fixed numpy seed):
+
+    ls[i] ~ Gamma(2, 1),  eta ~ HalfNormal(2),  sigma ~ HalfNormal(1),
+    y ~ N(0, eta^2 K_Matern32(X; ls) + sigma^2 I).
+
+Both samplers run in the same process with the same seed, and each whole ``pm.sample`` call is
+timed (compilation included). Exact evaluations are counted over tuning and draws:
+
+- NUTS: gradient evaluations = sum of ``n_steps`` (leapfrog steps) + 1 per iteration, for the
+  logp and gradient PyMC's ``BaseHMC`` evaluates at the start of each trajectory.
+- SurrogateHMC: sums of its ``n_exact_grad`` and ``n_exact_logp`` stats (the start-of-trajectory
+  gradient is already included in ``n_exact_grad``).
+
+Reproduce with ``nox -s benchmark`` (which runs ``python benchmarks/gp_regression.py``), or
+``python benchmarks/gp_regression.py --quick`` for a smoke run (n=100, tune=300, draws=200).
+"""
+
+import argparse
+import time
+
+import arviz as az
+import numpy as np
+import pymc as pm
+
+import surrogate_hmc as shmc
+
+N_FEATURES = 4
+DATA_SEED = 20240601
+TRUE_LENGTHSCALES = np.array([0.7, 1.2, 2.0, 4.0])
+TRUE_ETA = 1.0
+TRUE_SIGMA = 0.3
+TIMING_CALLS = 200
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=300, help="number of data points")
+    parser.add_argument("--tune", type=int, default=1000)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--cores", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: n=100, tune=300, draws=200"
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.n, args.tune, args.draws = 100, 300, 200
+    return args
+
+
+def matern32(X: np.ndarray, lengthscales: np.ndarray, eta: float) -> np.ndarray:
+    scaled = X / lengthscales
+    sq = np.sum(scaled**2, axis=1)
+    r = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * scaled @ scaled.T, 0.0))
+    return eta**2 * (1 + np.sqrt(3) * r) * np.exp(-np.sqrt(3) * r)
+
+
+def simulate(n: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(DATA_SEED)
+    X = rng.normal(size=(n, N_FEATURES))
+    cov = matern32(X, TRUE_LENGTHSCALES, TRUE_ETA) + 1e-8 * np.eye(n)
+    f = np.linalg.cholesky(cov) @ rng.normal(size=n)
+    return X, f + TRUE_SIGMA * rng.normal(size=n)
+
+
+def build_model(X: np.ndarray, y: np.ndarray) -> pm.Model:
+    with pm.Model() as model:
+        ls = pm.Gamma("ls", alpha=2.0, beta=1.0, shape=N_FEATURES)
+        eta = pm.HalfNormal("eta", sigma=2.0)
+        sigma = pm.HalfNormal("sigma", sigma=1.0)
+        cov = eta**2 * pm.gp.cov.Matern32(N_FEATURES, ls=ls)
+        gp = pm.gp.Marginal(cov_func=cov)
+        gp.marginal_likelihood("y", X=X, y=y, sigma=sigma)
+    return model
+
+
+def timed_sample(model: pm.Model, args: argparse.Namespace, surrogate: bool):
+    kwargs = {
+        "tune": args.tune,
+        "draws": args.draws,
+        "chains": args.chains,
+        "cores": args.cores,
+        "random_seed": args.seed,
+        "discard_tuned_samples": False,
+        "compute_convergence_checks": False,
+        "progressbar": False,
+    }
+    with model:
+        start = time.perf_counter()
+        if surrogate:
+            idata = pm.sample(step=shmc.SurrogateHMC(), **kwargs)
+        else:
+            idata = pm.sample(nuts_sampler="pymc", **kwargs)
+        return idata, time.perf_counter() - start
+
+
+def group(idata, name: str):
+    data = idata[name]
+    return data.to_dataset() if hasattr(data, "to_dataset") else data
+
+
+def has_group(idata, name: str) -> bool:
+    try:
+        idata[name]
+    except KeyError:
+        return False
+    return True
+
+
+def stat_total(idata, name: str) -> int:
+    groups = [g for g in ("warmup_sample_stats", "sample_stats") if has_group(idata, g)]
+    return int(sum(group(idata, g)[name].values.sum() for g in groups))
+
+
+def iterations(idata) -> int:
+    groups = [g for g in ("warmup_sample_stats", "sample_stats") if has_group(idata, g)]
+    return int(sum(group(idata, g)["n_steps"].size for g in groups))
+
+
+def flatten(dataset) -> dict[str, float]:
+    values = {}
+    for name, array in dataset.data_vars.items():
+        data = np.asarray(array.values)
+        if data.ndim == 0:
+            values[name] = float(data)
+        for index in np.ndindex(data.shape) if data.ndim else ():
+            values[f"{name}[{','.join(map(str, index))}]"] = float(data[index])
+    return values
+
+
+def summarize(idata, wall_time: float, surrogate: bool) -> dict:
+    posterior = group(idata, "posterior")
+    stats = group(idata, "sample_stats")
+    bulk = flatten(az.ess(posterior, method="bulk"))
+    summary = {
+        "wall_time": wall_time,
+        "min_bulk_ess": min(bulk.values()),
+        "min_tail_ess": min(flatten(az.ess(posterior, method="tail")).values()),
+        "means": flatten(posterior.mean(("chain", "draw"))),
+        "mcse": flatten(az.mcse(posterior)),
+        "bulk_ess": bulk,
+        "acceptance": float(stats["acceptance_rate"].mean()),
+        "draw_time": float(stats["perf_counter_diff"].mean()),
+    }
+    summary["ess_per_s"] = summary["min_bulk_ess"] / wall_time
+    if surrogate:
+        phase = stats["phase"].values
+        summary["grad_evals"] = stat_total(idata, "n_exact_grad")
+        summary["logp_evals"] = stat_total(idata, "n_exact_logp")
+        summary["surrogate_fraction"] = float(np.mean(phase == 1))
+        surrogate_times = stats["perf_counter_diff"].values[phase == 1]
+        summary["draw_time"] = float(surrogate_times.mean()) if surrogate_times.size else np.nan
+        summary["switch_iterations"] = switch_iterations(idata)
+    else:
+        summary["grad_evals"] = stat_total(idata, "n_steps") + iterations(idata)
+        summary["logp_evals"] = 0
+    return summary
+
+
+def switch_iterations(idata) -> list[int | None]:
+    phase = group(idata, "warmup_sample_stats")["phase"].values
+    first = []
+    for chain in phase:
+        switched = np.flatnonzero(chain == 1)
+        first.append(int(switched[0]) if switched.size else None)
+    return first
+
+
+def mean_call_time(function, x: np.ndarray) -> float:
+    function(x)
+    start = time.perf_counter()
+    for _ in range(TIMING_CALLS):
+        function(x)
+    return (time.perf_counter() - start) / TIMING_CALLS
+
+
+def exact_costs(model: pm.Model) -> dict[str, float]:
+    point = model.initial_point()
+    costs = {}
+    for label, compute_grads in (("logp", False), ("logp_dlogp", True)):
+        function = model.logp_dlogp_function(ravel_inputs=True, compute_grads=compute_grads)
+        x = np.concatenate([np.ravel(point[v.name]) for v in function._grad_vars])
+        costs[label] = mean_call_time(function._pytensor_function, x)
+    return costs
+
+
+def row(label: str, values) -> str:
+    return f"| {label} | " + " | ".join(values) + " |"
+
+
+def sampler_table(nuts: dict, surrogate: dict) -> list[str]:
+    pair = (nuts, surrogate)
+    lines = [
+        "| | PyMC NUTS | SurrogateHMC |",
+        "|---|---:|---:|",
+        row("wall time (s)", [f"{s['wall_time']:.1f}" for s in pair]),
+        row("min bulk ESS", [f"{s['min_bulk_ess']:.0f}" for s in pair]),
+        row("min tail ESS", [f"{s['min_tail_ess']:.0f}" for s in pair]),
+        row("ESS/s (min bulk)", [f"{s['ess_per_s']:.2f}" for s in pair]),
+        row("ESS/s ratio to NUTS", [f"{s['ess_per_s'] / nuts['ess_per_s']:.2f}" for s in pair]),
+        row("exact gradient evals", [f"{s['grad_evals']:,}" for s in pair]),
+        row("exact logp evals", [f"{s['logp_evals']:,}" for s in pair]),
+        row("mean acceptance", [f"{s['acceptance']:.3f}" for s in pair]),
+        row("mean time per draw (ms)", [f"{1e3 * s['draw_time']:.2f}" for s in pair]),
+    ]
+    lines += [row(f"mean {name}", [f"{s['means'][name]:.4f}" for s in pair]) for name in nuts["means"]]
+    return lines
+
+
+def parameter_table(nuts: dict, surrogate: dict) -> tuple[list[str], float]:
+    lines = [
+        "| parameter | mean NUTS | mean SurrogateHMC | MCSE NUTS | MCSE SurrogateHMC "
+        "| bulk ESS NUTS | bulk ESS SurrogateHMC | \\|diff\\| / MCSE |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    largest = 0.0
+    for name, nuts_mean in nuts["means"].items():
+        mean, mcse_n, mcse_s = surrogate["means"][name], nuts["mcse"][name], surrogate["mcse"][name]
+        z = abs(mean - nuts_mean) / np.hypot(mcse_n, mcse_s)
+        largest = max(largest, z)
+        values = [nuts_mean, mean, mcse_n, mcse_s]
+        ess = [nuts["bulk_ess"][name], surrogate["bulk_ess"][name]]
+        lines.append(
+            row(name, [f"{v:.4f}" for v in values] + [f"{e:.0f}" for e in ess] + [f"{z:.2f}"])
+        )
+    return lines, largest
+
+
+def report(args, nuts: dict, surrogate: dict, costs: dict[str, float]) -> str:
+    params, largest = parameter_table(nuts, surrogate)
+    surrogate_ms = 1e3 * surrogate["draw_time"]
+    logp_ms, grad_ms = 1e3 * costs["logp"], 1e3 * costs["logp_dlogp"]
+    lines = [
+        f"## GP regression (Matern 3/2, ARD): n={args.n}, {N_FEATURES} features, "
+        f"tune={args.tune}, draws={args.draws}, chains={args.chains}, cores={args.cores}, "
+        f"seed={args.seed}, PyMC {pm.__version__}, ArviZ {az.__version__}",
+        "",
+        *sampler_table(nuts, surrogate),
+        "",
+        *params,
+        "",
+        f"- max mean difference in MCSE units: {largest:.2f}",
+        f"- one exact logp: {logp_ms:.3f} ms; one exact logp + gradient: {grad_ms:.3f} ms "
+        f"(ratio {costs['logp_dlogp'] / costs['logp']:.2f})",
+        f"- SurrogateHMC surrogate-phase draws: {surrogate_ms:.3f} ms each "
+        f"= {surrogate_ms / logp_ms:.2f} exact logp, {surrogate_ms / grad_ms:.2f} exact logp+grad",
+        f"- SurrogateHMC fraction of draws in the surrogate phase: "
+        f"{surrogate['surrogate_fraction']:.3f}; first surrogate tuning iteration per chain: "
+        f"{surrogate['switch_iterations']}",
+        "- NUTS gradient evals = sum of n_steps + 1 per iteration (start point), tuning included",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    args = parse_args()
+    X, y = simulate(args.n)
+    model = build_model(X, y)
+    nuts = summarize(*timed_sample(model, args, surrogate=False), surrogate=False)
+    surrogate = summarize(*timed_sample(model, args, surrogate=True), surrogate=True)
+    print(report(args, nuts, surrogate, exact_costs(model)))
+
+
+if __name__ == "__main__":
+    main()

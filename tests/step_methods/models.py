@@ -1,0 +1,52 @@
+"""Models with known posteriors for the step-method tests."""
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+
+def conjugate_regression(n=50, seed=0):
+    """Bayesian linear regression with known noise: the posterior is Gaussian and correlated."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)) @ np.array([[1.0, 0.8, 0.0], [0.0, 0.6, 0.5], [0.0, 0.0, 0.4]])
+    y = x @ np.array([1.0, -2.0, 0.5]) + rng.normal(size=n)
+    prior_scale = 3.0
+    precision = x.T @ x + np.eye(3) / prior_scale**2
+    cov = np.linalg.inv(precision)
+    mean = cov @ x.T @ y
+    with pm.Model() as model:
+        beta = pm.Normal("beta", 0.0, prior_scale, shape=3)
+        pm.Normal("y", x @ beta, 1.0, observed=y)
+    return model, ["beta"], mean, np.diag(cov)
+
+
+def ill_conditioned_gaussian(dim=6):
+    """A Flat prior and a Gaussian potential with scales over three orders of magnitude."""
+    scales = np.logspace(-1.5, 1.5, dim)
+    mean = np.linspace(-1.0, 1.0, dim)
+    with pm.Model() as model:
+        x = pm.Flat("x", shape=dim)
+        pm.Potential("likelihood", -0.5 * pt.sum(((x - mean) / scales) ** 2))
+    return model, ["x"], mean, scales**2
+
+
+def banana(b=0.5, sigma=0.5):
+    """x1 ~ N(0, 1), x2 | x1 ~ N(b (x1^2 - 1), sigma^2), written as a potential the network learns."""
+    with pm.Model() as model:
+        x = pm.Flat("x", shape=2)
+        pm.Potential(
+            "banana",
+            -0.5 * x[0] ** 2 - 0.5 * ((x[1] - b * (x[0] ** 2 - 1.0)) / sigma) ** 2,
+        )
+    return model, ["x"], np.zeros(2), np.array([1.0, 2 * b**2 + sigma**2])
+
+
+def truncated_normal():
+    """A potential that is -inf for x > 1: non-finite evaluations happen all the time."""
+    with pm.Model() as model:
+        x = pm.Flat("x")
+        pm.Potential("truncated", pt.switch(x > 1.0, -np.inf, -0.5 * x**2))
+    from scipy import stats
+
+    dist = stats.truncnorm(-np.inf, 1.0)
+    return model, ["x"], np.array([dist.mean()]), np.array([dist.var()])

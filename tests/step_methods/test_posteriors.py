@@ -1,0 +1,85 @@
+"""MCSE z-tests of SurrogateHMC's draws against analytic posteriors."""
+
+import numpy as np
+import pymc as pm
+import pytest
+
+import surrogate_hmc as shmc
+from tests.helpers import assert_moments, posterior_array, sample_stat
+from tests.step_methods import models
+
+SAMPLE = {"progressbar": False, "compute_convergence_checks": False, "cores": 1}
+
+
+def run(model, *, tune=400, draws=1000, chains=2, seed=1, **step_kwargs):
+    with model:
+        step = shmc.SurrogateHMC(**step_kwargs)
+        return pm.sample(
+            step=step, tune=tune, draws=draws, chains=chains, random_seed=seed, **SAMPLE
+        )
+
+
+def assert_surrogate_phase(idata):
+    phase = sample_stat(idata, "phase")
+    assert np.all(phase == 1), "the draws did not come from the surrogate phase"
+    np.testing.assert_array_equal(sample_stat(idata, "n_exact_grad"), 0)
+    assert np.all(sample_stat(idata, "n_exact_logp") <= 1)
+
+
+@pytest.mark.parametrize(
+    "make_model",
+    [models.conjugate_regression, models.ill_conditioned_gaussian, models.banana],
+    ids=["correlated", "ill-conditioned", "banana"],
+)
+def test_posterior_moments(make_model):
+    model, names, mean, variance = make_model()
+    idata = run(model)
+    assert_surrogate_phase(idata)
+    assert_moments(posterior_array(idata, names), mean, variance)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "make_model",
+    [
+        models.conjugate_regression,
+        lambda: models.ill_conditioned_gaussian(dim=20),
+        lambda: models.banana(b=1.0, sigma=0.3),
+    ],
+    ids=["correlated", "ill-conditioned-20d", "strong-banana"],
+)
+def test_posterior_moments_long(make_model):
+    model, names, mean, variance = make_model()
+    idata = run(model, tune=1000, draws=5000, chains=4)
+    assert_surrogate_phase(idata)
+    assert_moments(posterior_array(idata, names), mean, variance, z_max=4.0)
+
+
+def test_badly_trained_surrogate_is_still_exact():
+    """Negative control at the PyMC level: a network trained for a few steps, forced in."""
+    model, names, mean, variance = models.conjugate_regression()
+    with model:
+        step = shmc.SurrogateHMC(
+            training=shmc.TrainingConfig(max_steps=20, eval_every=10, learning_rate=1e-4),
+            switch_test=shmc.SwitchTest(max_validation_error=np.inf, min_acceptance_ratio=0.0),
+        )
+        idata = pm.sample(step=step, tune=400, draws=2000, chains=2, random_seed=1, **SAMPLE)
+    assert_surrogate_phase(idata)
+    assert step.training_history[-1]["validation_error"] > 0.5, "the surrogate was not bad"
+    assert_moments(posterior_array(idata, names), mean, variance)
+
+
+def test_non_finite_log_density_region_is_handled_exactly():
+    model, names, mean, variance = models.truncated_normal()
+    idata = run(model, draws=2000)
+    assert_moments(posterior_array(idata, names), mean, variance)
+    assert np.all(np.asarray(idata["posterior"]["x"]) <= 1.0)
+
+
+def test_exact_phase_without_surrogate_uses_the_exact_gradient_only():
+    model, names, mean, variance = models.conjugate_regression()
+    with pytest.warns(shmc.SurrogateWarning, match="too short to train"):
+        idata = run(model, tune=100, draws=500)
+    assert np.all(sample_stat(idata, "phase") == 0)
+    assert np.all(sample_stat(idata, "n_exact_grad") >= 1)
+    assert_moments(posterior_array(idata, names), mean, variance)
