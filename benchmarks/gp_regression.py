@@ -24,6 +24,7 @@ import time
 import arviz as az
 import numpy as np
 import pymc as pm
+from threadpoolctl import threadpool_limits
 
 import surrogate_hmc as shmc
 
@@ -184,7 +185,8 @@ def exact_costs(model: pm.Model) -> dict[str, float]:
     for label, compute_grads in (("logp", False), ("logp_dlogp", True)):
         function = model.logp_dlogp_function(ravel_inputs=True, compute_grads=compute_grads)
         x = np.concatenate([np.ravel(point[v.name]) for v in function._grad_vars])
-        costs[label] = mean_call_time(function._pytensor_function, x)
+        with threadpool_limits(limits=1):
+            costs[label] = mean_call_time(function._pytensor_function, x)
     return costs
 
 
@@ -207,7 +209,9 @@ def sampler_table(nuts: dict, surrogate: dict) -> list[str]:
         row("mean acceptance", [f"{s['acceptance']:.3f}" for s in pair]),
         row("mean time per draw (ms)", [f"{1e3 * s['draw_time']:.2f}" for s in pair]),
     ]
-    lines += [row(f"mean {name}", [f"{s['means'][name]:.4f}" for s in pair]) for name in nuts["means"]]
+    lines += [
+        row(f"mean {name}", [f"{s['means'][name]:.4f}" for s in pair]) for name in nuts["means"]
+    ]
     return lines
 
 

@@ -78,7 +78,7 @@ def test_non_finite_log_density_region_is_handled_exactly():
 
 def test_exact_phase_without_surrogate_uses_the_exact_gradient_only():
     model, names, mean, variance = models.conjugate_regression()
-    with pytest.warns(shmc.SurrogateWarning, match="too short to train"):
+    with pytest.warns(shmc.SurrogateWarning, match="too short"):
         idata = run(model, tune=100, draws=500)
     assert np.all(sample_stat(idata, "phase") == 0)
     assert np.all(sample_stat(idata, "n_exact_grad") >= 1)

@@ -215,6 +215,7 @@ class SurrogateHMC(NUTS):
 
     def _reset_chain(self, tune: int | None, warn: bool = True) -> None:
         tune = _DEFAULT_TUNE if tune is None else tune
+        self._tune = tune
         self._phase = EXACT
         self._pilot_remaining = 0
         self._pilot_acceptance = []
@@ -228,10 +229,9 @@ class SurrogateHMC(NUTS):
         self._trainings = []
         if warn and not self._plan.training_iterations:
             warnings.warn(
-                f"tune={tune} is too short to train a surrogate (the schedule trains at "
-                f"iteration {self.schedule.plan(10**9).training_iterations[0]} at the earliest); "
-                "sampling with exact NUTS. Use more tuning iterations or an earlier "
-                "shmc.Schedule(start=...).",
+                f"tune={tune} is too short for {self.schedule} to train a surrogate (the "
+                "default schedule needs tune >= 300); sampling with exact NUTS. Use more tuning "
+                "iterations or an earlier shmc.Schedule(start=..., stop=...).",
                 SurrogateWarning,
                 stacklevel=2,
             )
@@ -247,9 +247,9 @@ class SurrogateHMC(NUTS):
         self._reset_chain(tune_from_pymc5_caller())
 
     def reset_tuning(self, start=None):
-        """Restart tuning from scratch."""
+        """Restart tuning from scratch (PyMC calls this as each chain starts)."""
         super().reset_tuning(start)
-        self._reset_chain(tune=None)
+        self._reset_chain(self._tune, warn=False)
 
     @property
     def training_history(self) -> list[dict[str, Any]]:
