@@ -34,6 +34,7 @@ TRUE_LENGTHSCALES = np.array([0.7, 1.2, 2.0, 4.0])
 TRUE_ETA = 1.0
 TRUE_SIGMA = 0.3
 TIMING_CALLS = 200
+STATS_GROUPS = ("warmup_sample_stats", "sample_stats")
 
 
 def parse_args() -> argparse.Namespace:
@@ -112,14 +113,12 @@ def has_group(idata, name: str) -> bool:
     return True
 
 
-def stat_total(idata, name: str) -> int:
-    groups = [g for g in ("warmup_sample_stats", "sample_stats") if has_group(idata, g)]
-    return int(sum(group(idata, g)[name].values.sum() for g in groups))
+def stat_total(idata, name: str, groups=STATS_GROUPS) -> float:
+    return float(sum(group(idata, g)[name].values.sum() for g in groups if has_group(idata, g)))
 
 
 def iterations(idata) -> int:
-    groups = [g for g in ("warmup_sample_stats", "sample_stats") if has_group(idata, g)]
-    return int(sum(group(idata, g)["n_steps"].size for g in groups))
+    return int(sum(group(idata, g)["n_steps"].size for g in STATS_GROUPS if has_group(idata, g)))
 
 
 def flatten(dataset) -> dict[str, float]:
@@ -128,7 +127,8 @@ def flatten(dataset) -> dict[str, float]:
         data = np.asarray(array.values)
         if data.ndim == 0:
             values[name] = float(data)
-        for index in np.ndindex(data.shape) if data.ndim else ():
+            continue
+        for index in np.ndindex(data.shape):
             values[f"{name}[{','.join(map(str, index))}]"] = float(data[index])
     return values
 
@@ -146,18 +146,20 @@ def summarize(idata, wall_time: float, surrogate: bool) -> dict:
         "bulk_ess": bulk,
         "acceptance": float(stats["acceptance_rate"].mean()),
         "draw_time": float(stats["perf_counter_diff"].mean()),
+        "tune_step_time": stat_total(idata, "perf_counter_diff", ("warmup_sample_stats",)),
+        "draw_step_time": stat_total(idata, "perf_counter_diff", ("sample_stats",)),
     }
     summary["ess_per_s"] = summary["min_bulk_ess"] / wall_time
     if surrogate:
         phase = stats["phase"].values
-        summary["grad_evals"] = stat_total(idata, "n_exact_grad")
-        summary["logp_evals"] = stat_total(idata, "n_exact_logp")
+        summary["grad_evals"] = int(stat_total(idata, "n_exact_grad"))
+        summary["logp_evals"] = int(stat_total(idata, "n_exact_logp"))
         summary["surrogate_fraction"] = float(np.mean(phase == 1))
         surrogate_times = stats["perf_counter_diff"].values[phase == 1]
         summary["draw_time"] = float(surrogate_times.mean()) if surrogate_times.size else np.nan
         summary["switch_iterations"] = switch_iterations(idata)
     else:
-        summary["grad_evals"] = stat_total(idata, "n_steps") + iterations(idata)
+        summary["grad_evals"] = int(stat_total(idata, "n_steps")) + iterations(idata)
         summary["logp_evals"] = 0
     return summary
 
@@ -208,6 +210,8 @@ def sampler_table(nuts: dict, surrogate: dict) -> list[str]:
         row("exact logp evals", [f"{s['logp_evals']:,}" for s in pair]),
         row("mean acceptance", [f"{s['acceptance']:.3f}" for s in pair]),
         row("mean time per draw (ms)", [f"{1e3 * s['draw_time']:.2f}" for s in pair]),
+        row("time in steps, tuning (s)", [f"{s['tune_step_time']:.1f}" for s in pair]),
+        row("time in steps, draws (s)", [f"{s['draw_step_time']:.1f}" for s in pair]),
     ]
     lines += [
         row(f"mean {name}", [f"{s['means'][name]:.4f}" for s in pair]) for name in nuts["means"]

@@ -1,0 +1,174 @@
+"""PyMC's step-method contract, multi-chain behaviour and bad input."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pymc as pm
+import pytest
+
+import surrogate_hmc as shmc
+from tests.helpers import assert_moments, posterior_array, sample_stat
+from tests.step_methods import models
+
+QUICK = shmc.Schedule(start=60, every=30, stop=120)
+SAMPLE = {"progressbar": False, "compute_convergence_checks": False}
+
+
+def quick_sample(model, seed=3, **kwargs):
+    options = {"tune": 200, "draws": 100, "chains": 2, "cores": 1, "random_seed": seed} | kwargs
+    with model:
+        return pm.sample(step=shmc.SurrogateHMC(schedule=QUICK), **SAMPLE, **options)
+
+
+def test_stats_say_what_each_draw_cost():
+    model, *_ = models.conjugate_regression()
+    idata = quick_sample(model, discard_tuned_samples=False)
+    stats = idata["sample_stats"]
+    for name in ("phase", "acceptance_rate", "diverging", "energy", "energy_error", "step_size",
+                 "n_steps", "tree_depth", "lp", "n_exact_grad", "n_exact_logp"):  # fmt: skip
+        assert name in stats, name
+    warmup = idata["warmup_sample_stats"]
+    phase = np.asarray(warmup["phase"])
+    grads = np.asarray(warmup["n_exact_grad"])
+    assert np.all(grads[phase == 0] >= 1) and np.all(grads[phase == 1] == 0)
+    assert np.all(np.asarray(warmup["n_exact_logp"])[phase == 1] >= 1)
+    np.testing.assert_array_equal(sample_stat(idata, "n_exact_logp"), 1)
+
+
+def test_same_seed_same_draws_and_chains_differ():
+    model, *_ = models.conjugate_regression()
+    first = posterior_array(quick_sample(model, seed=7), ["beta"])
+    second = posterior_array(quick_sample(model, seed=7), ["beta"])
+    np.testing.assert_array_equal(first, second)
+    assert not np.allclose(first[0], first[1])
+    assert not np.array_equal(first, posterior_array(quick_sample(model, seed=8), ["beta"]))
+
+
+def test_sampling_state_round_trip_reproduces_a_surrogate_step():
+    model, *_ = models.conjugate_regression()
+    with model:
+        step = shmc.SurrogateHMC(schedule=QUICK)
+    rng = np.random.default_rng(0)
+    if hasattr(step, "setup_chain"):
+        step.setup_chain(rng, 200, 10)
+    else:
+        step.set_rng(rng)
+    point = model.initial_point()
+    for _ in range(160):
+        point, stats = step.step(point)
+    assert stats[0]["phase"] == 1, "the chain should be in the surrogate phase by now"
+    state = step.sampling_state
+    after, after_stats = step.step(point)
+    step.sampling_state = state
+    again, again_stats = step.step(point)
+    np.testing.assert_array_equal(after["beta"], again["beta"])
+    assert after_stats[0]["acceptance_rate"] == again_stats[0]["acceptance_rate"]
+
+
+def test_compound_step_next_to_a_discrete_sampler():
+    """z ~ Bernoulli(0.5), x | z ~ N(3 z, 1): x's marginal has mean 1.5 and variance 3.25.
+
+    The network sees x only, and x's gradient depends on z, so the surrogate cannot pass the
+    switch test: the defined outcome is a warning and exact NUTS for x, with the right answer.
+    """
+    with pm.Model():
+        z = pm.Bernoulli("z", 0.5)
+        x = pm.Normal("x", 3.0 * z, 1.0)
+        steps = [shmc.SurrogateHMC(vars=[x], schedule=QUICK), pm.BinaryGibbsMetropolis([z])]
+        with pytest.warns(shmc.SurrogateWarning, match="never passed"):
+            idata = pm.sample(
+                step=steps, tune=300, draws=2000, chains=2, cores=1, random_seed=5, **SAMPLE
+            )
+    assert_moments(posterior_array(idata, ["x"]), 1.5, 3.25)
+    assert np.asarray(idata["posterior"]["z"]).std() > 0.3
+
+
+MULTIPROCESS_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np, pymc as pm, surrogate_hmc as shmc
+    with pm.Model():
+        pm.Normal("x", 1.0, 2.0, shape=2)
+        idata = pm.sample(
+            step=shmc.SurrogateHMC(schedule=shmc.Schedule(start=60, every=30, stop=120)),
+            tune=200, draws=200, chains=2, cores=2, random_seed=1,
+            progressbar=False, compute_convergence_checks=False,
+        )
+    phase = np.asarray(idata["sample_stats"]["phase"])
+    draws = np.asarray(idata["posterior"]["x"])
+    assert phase.shape == (2, 200) and np.all(phase == 1), phase
+    assert not np.allclose(draws[0], draws[1])
+    print("ok")
+    """
+)
+
+
+def test_cores_2_with_the_default_start_method_does_not_hang():
+    # A fresh interpreter: this test process already ran JAX, which a real user's parent has not.
+    result = subprocess.run(
+        [sys.executable, "-c", MULTIPROCESS_SCRIPT], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("ok")
+
+
+def test_progressbar_shows_the_phase():
+    model, *_ = models.conjugate_regression()
+    with model:
+        pm.sample(
+            step=shmc.SurrogateHMC(schedule=QUICK), tune=150, draws=20, chains=1,
+            cores=1, progressbar=True, compute_convergence_checks=False,
+        )  # fmt: skip
+    columns, stats = shmc.SurrogateHMC._progressbar_config(n_chains=2)
+    (update,) = shmc.SurrogateHMC._make_progressbar_update_functions()
+    shown = update({"phase": 1, "divergences": 0, "step_size": 0.5, "n_exact_grad": 0})
+    assert shown["phase"] == "surrogate" and stats["phase"] == ["exact", "exact"]
+
+
+def test_diverging_training_warns_and_falls_back_to_exact_nuts():
+    model, names, mean, variance = models.conjugate_regression()
+    with model:
+        step = shmc.SurrogateHMC(
+            schedule=QUICK, training=shmc.TrainingConfig(learning_rate=1e8, max_steps=200)
+        )
+        with pytest.warns(shmc.SurrogateWarning, match="never passed the switch test"):
+            idata = pm.sample(
+                step=step, tune=200, draws=300, chains=1, cores=1, random_seed=2, **SAMPLE
+            )
+    assert np.all(sample_stat(idata, "phase") == 0)
+    assert np.isfinite(posterior_array(idata, names)).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"surrogate": "hessian"}, ValueError, "surrogate must be"),
+        ({"trajectory": "nuts"}, ValueError, "no energy"),
+        ({"trajectory": "curvy"}, ValueError, "trajectory must be"),
+        ({"n_steps": 0}, ValueError, "n_steps"),
+        ({"buffer_size": 10}, ValueError, "buffer_size"),
+        ({"target_accept": 1.2}, ValueError, "target_accept"),
+        ({"schedule": {"start": 10}}, TypeError, "shmc.Schedule"),
+        ({"network": 128}, TypeError, "shmc.NetworkConfig"),
+    ],
+)
+def test_invalid_options_are_clear_errors(kwargs, error, match):
+    model, *_ = models.conjugate_regression()
+    with model, pytest.raises(error, match=match):
+        shmc.SurrogateHMC(**kwargs)
+
+
+def test_discrete_variables_are_refused():
+    with pm.Model():
+        z = pm.Poisson("z", 3.0)
+        pm.Normal("x", z, 1.0)
+        with pytest.raises(ValueError, match="continuous variables only.*discrete"):
+            shmc.SurrogateHMC(vars=[z])
+
+
+def test_model_without_continuous_variables_is_refused():
+    with pm.Model():
+        pm.Poisson("z", 3.0)
+        with pytest.raises(ValueError, match="no continuous free variables"):
+            shmc.SurrogateHMC()
