@@ -13,7 +13,9 @@ PYTHONS = ["3.11", "3.12"]
 def tests(session: nox.Session) -> None:
     """Run the test suite; ``nox -s tests -- --runslow`` adds the long statistical tests."""
     session.install("-e", ".[test]")
-    session.run("python", "-c", "import pymc, jax; print('pymc', pymc.__version__, 'jax', jax.__version__)")
+    session.run(
+        "python", "-c", "import pymc, jax; print('pymc', pymc.__version__, 'jax', jax.__version__)"
+    )
     session.run("pytest", "-n", "2", "--durations=15", *session.posargs)
 
 

@@ -1,4 +1,4 @@
-"""Statistical checks with power: z-scores whose standard errors come from the effective sample size."""
+"""Statistical checks with power: z-scores with standard errors from the effective sample size."""
 
 import arviz as az
 import numpy as np
@@ -39,7 +39,9 @@ def assert_moments(draws, mean, variance, z_max: float = 4.5) -> None:
 def posterior_array(idata, names) -> np.ndarray:
     """Draws of the named variables as one array of shape (chain, draw, dim)."""
     posterior = idata["posterior"]
-    parts = [np.asarray(posterior[name]).reshape(*np.shape(posterior[name])[:2], -1) for name in names]
+    parts = [
+        np.asarray(posterior[name]).reshape(*np.shape(posterior[name])[:2], -1) for name in names
+    ]
     return np.concatenate(parts, axis=-1)
 
 

@@ -41,7 +41,7 @@ def test_energy_error_shrinks_with_the_step_size_squared():
     q0, p0 = jnp.array([1.0, -0.5]), jnp.array([0.3, 0.8])
     errors = []
     for step_size in (0.1, 0.05):
-        n = int(round(2.0 / step_size))
+        n = round(2.0 / step_size)
         q, p = leapfrog(lambda q: -q, q0, p0, step_size, jnp.ones(2), n)
         errors.append(abs(float(energy(q, p) - energy(q0, p0))))
     assert 3.0 < errors[0] / errors[1] < 5.0

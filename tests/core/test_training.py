@@ -38,7 +38,9 @@ def test_non_finite_rows_are_ignored():
     y = -x.copy()
     y[::7] = np.nan
     x[3::11] = np.inf
-    result = fit_network(x, y, network=NetworkConfig(width=32), training=FAST, key=jax.random.key(0))
+    result = fit_network(
+        x, y, network=NetworkConfig(width=32), training=FAST, key=jax.random.key(0)
+    )
     assert np.isfinite(result.validation_error) and result.validation_error < 0.1
 
 

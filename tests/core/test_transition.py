@@ -1,4 +1,4 @@
-"""The exact correction: a wrong surrogate gives the right answer with it and a wrong one without."""
+"""The exact correction: with it a wrong surrogate is exact, without it the answer is wrong."""
 
 import jax
 import jax.numpy as jnp
@@ -24,9 +24,7 @@ def biased_force(q):
     return -(q - (MEAN + 0.8)) / (2.0 * np.diag(COV))
 
 
-_trajectory = jax.jit(
-    lambda q, p, eps, inv_mass, n: leapfrog(biased_force, q, p, eps, inv_mass, n)
-)
+_trajectory = jax.jit(lambda q, p, eps, inv_mass, n: leapfrog(biased_force, q, p, eps, inv_mass, n))
 
 
 def run_chain(seed, n_draws, corrected=True):

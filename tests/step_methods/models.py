@@ -31,7 +31,7 @@ def ill_conditioned_gaussian(dim=6):
 
 
 def banana(b=0.5, sigma=0.5):
-    """x1 ~ N(0, 1), x2 | x1 ~ N(b (x1^2 - 1), sigma^2), written as a potential the network learns."""
+    """x1 ~ N(0, 1), x2 | x1 ~ N(b (x1^2 - 1), sigma^2), as a potential the network learns."""
     with pm.Model() as model:
         x = pm.Flat("x", shape=2)
         pm.Potential(

@@ -120,14 +120,14 @@ def test_progressbar_shows_the_phase():
             step=shmc.SurrogateHMC(schedule=QUICK), tune=150, draws=20, chains=1,
             cores=1, progressbar=True, compute_convergence_checks=False,
         )  # fmt: skip
-    columns, stats = shmc.SurrogateHMC._progressbar_config(n_chains=2)
+    _, stats = shmc.SurrogateHMC._progressbar_config(n_chains=2)
     (update,) = shmc.SurrogateHMC._make_progressbar_update_functions()
     shown = update({"phase": 1, "divergences": 0, "step_size": 0.5, "n_exact_grad": 0})
     assert shown["phase"] == "surrogate" and stats["phase"] == ["exact", "exact"]
 
 
 def test_diverging_training_warns_and_falls_back_to_exact_nuts():
-    model, names, mean, variance = models.conjugate_regression()
+    model, names, *_ = models.conjugate_regression()
     with model:
         step = shmc.SurrogateHMC(
             schedule=QUICK, training=shmc.TrainingConfig(learning_rate=1e8, max_steps=200)
@@ -163,7 +163,7 @@ def test_discrete_variables_are_refused():
     with pm.Model():
         z = pm.Poisson("z", 3.0)
         pm.Normal("x", z, 1.0)
-        with pytest.raises(ValueError, match="continuous variables only.*discrete"):
+        with pytest.raises(ValueError, match=r"continuous variables only.*discrete"):
             shmc.SurrogateHMC(vars=[z])
 
 

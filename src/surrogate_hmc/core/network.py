@@ -98,13 +98,13 @@ class Standardization(eqx.Module):
         scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(median)), scale, 1.0)
         return cls(jnp.asarray(median), jnp.asarray(scale))
 
-    def apply(self, x: jax.Array) -> jax.Array:
+    def apply(self, x: jax.Array | np.ndarray) -> jax.Array:
         """Map ``x`` to standardized units."""
-        return (x - self.mean) / self.scale
+        return jnp.asarray((x - self.mean) / self.scale)
 
-    def invert(self, z: jax.Array) -> jax.Array:
+    def invert(self, z: jax.Array | np.ndarray) -> jax.Array:
         """Map standardized ``z`` back to original units."""
-        return self.mean + self.scale * z
+        return jnp.asarray(self.mean + self.scale * z)
 
 
 class StandardizedMLP(eqx.Module):

@@ -26,8 +26,9 @@ class Schedule:
 
     Exact evaluations are kept from iteration ``collect_from`` on: the chain's first iterations
     travel from the initial point to the posterior, where the surrogate is never needed, and
-    their huge gradients would swamp the training. The network is trained at iteration ``start``, then every ``every`` iterations while it has
-    not passed the :class:`SwitchTest`, and never after ``stop``. ``None`` derives a value from
+    their huge gradients would swamp the training. The network is trained at iteration
+    ``start``, then every ``every`` iterations while it has not passed the
+    :class:`SwitchTest`, and never after ``stop``. ``None`` derives a value from
     the number of tuning iterations: ``start = max(150, tune // 5)`` (after PyMC's first
     mass-matrix window, so the exact phase has settled), ``every = max(50, tune // 10)``,
     ``stop = tune // 2``, ``collect_from = min(50, start // 2)``.
@@ -58,7 +59,8 @@ class Schedule:
             and self.collect_from >= self.start
         ):
             raise ValueError(
-                f"Schedule.collect_from ({self.collect_from}) must come before start ({self.start})."
+                f"Schedule.collect_from ({self.collect_from}) must come before "
+                f"start ({self.start})."
             )
 
     def plan(self, tune: int) -> SchedulePlan:
@@ -97,7 +99,8 @@ class SwitchTest:
     def __post_init__(self) -> None:
         if not self.max_validation_error > 0:
             raise ValueError(
-                f"SwitchTest.max_validation_error must be positive, got {self.max_validation_error!r}."
+                "SwitchTest.max_validation_error must be positive, "
+                f"got {self.max_validation_error!r}."
             )
         _check_optional_int("SwitchTest", "pilot_iterations", self.pilot_iterations, 1)
         if not 0.0 <= self.min_acceptance_ratio <= 1.0:

@@ -36,9 +36,7 @@ class GradientSurrogate(eqx.Module):
     """
 
     network: StandardizedMLP
-    exact_logdensity: Callable[[jax.Array], jax.Array] | None = eqx.field(
-        static=True, default=None
-    )
+    exact_logdensity: Callable[[jax.Array], jax.Array] | None = eqx.field(static=True, default=None)
 
     def __call__(self, position: jax.Array) -> jax.Array:
         """The surrogate gradient of the log-density at ``position``."""

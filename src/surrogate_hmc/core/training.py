@@ -57,7 +57,9 @@ class TrainingConfig:
         for name in ("batch_size", "max_steps", "eval_every", "patience"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"TrainingConfig.{name} must be a positive integer, got {value!r}.")
+                raise ValueError(
+                    f"TrainingConfig.{name} must be a positive integer, got {value!r}."
+                )
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(
                 f"validation_fraction must lie in (0, 1), got {self.validation_fraction!r}."
@@ -186,7 +188,10 @@ def fit_network(
     opt_state = optimizer.init(params)
     batch = min(training.batch_size, n - n_validation)
 
-    best_params, best_loss = params, float(_validation_loss(params, static, x, y, validation_weights))
+    best_params, best_loss = (
+        params,
+        float(_validation_loss(params, static, x, y, validation_weights)),
+    )
     train_losses, validation_losses = [], []
     n_steps, stale = 0, 0
     for chunk_key in jax.random.split(train_key, max(1, training.max_steps // training.eval_every)):

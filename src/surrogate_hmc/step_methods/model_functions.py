@@ -2,6 +2,7 @@
 
 import sys
 from collections.abc import Callable, Sequence
+from types import FrameType
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +36,7 @@ class LogpFunction:
         self._function.set_extra_values({name: point[name] for name in self.extra_names})
 
     def __call__(self, q: np.ndarray) -> float:
+        """Evaluate the log-density at the raveled position ``q``."""
         return float(self._compiled(q)[0])
 
 
@@ -80,7 +82,7 @@ def tune_from_pymc5_caller() -> int | None:
     PyMC's sampling loop (the single-process ``_iter_sample`` or a worker's ``_start_loop``).
     Returns ``None`` when the caller is not one of those.
     """
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         name, local = frame.f_code.co_name, frame.f_locals
         if name == "_iter_sample" and isinstance(local.get("tune"), int):

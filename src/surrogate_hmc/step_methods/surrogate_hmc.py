@@ -153,6 +153,19 @@ class SurrogateHMC(NUTS):
         "warning": (SamplerWarning, None),
     }
 
+    # Per-chain state, set by _reset_chain (see SurrogateHMCState).
+    _phase: int
+    _pilot_remaining: int
+    _pilot_acceptance: list[float]
+    _buffer: TrainingBuffer
+    _surrogate: GradientSurrogate | None
+    _surrogate_step_adapt: DualAverageAdaptation | None
+    _trajectory_lengths: np.ndarray
+    _current: HMCState | None
+    _recent_exact: deque[tuple[float, float, float]]
+    _trainings: list[dict[str, Any]]
+    _plan: SchedulePlan
+
     # Built in each chain's process on first use and never pickled (see __getstate__).
     _process_local: dict[str, Any] | None = None
     _trajectory: tuple[Any, Any] = (None, None)  # (surrogate, its compiled trajectory)
@@ -196,7 +209,8 @@ class SurrogateHMC(NUTS):
             **kwargs,
         )
         self._dual_averaging = {
-            key: kwargs.get(key, default) for key, default in (("gamma", 0.05), ("k", 0.75), ("t0", 10))
+            key: kwargs.get(key, default)
+            for key, default in (("gamma", 0.05), ("k", 0.75), ("t0", 10))
         }
         self._logp_fn = LogpFunction(model, value_vars, initial_point)
         self._extra_point: dict[str, np.ndarray] | None = None
@@ -295,6 +309,7 @@ class SurrogateHMC(NUTS):
 
     def _compiled_trajectory(self):
         surrogate, compiled = self._trajectory
+        assert self._surrogate is not None, "no surrogate outside the surrogate phase"
         if surrogate is not self._surrogate:  # refitted, or restored from a sampling_state
             compiled = surrogate_trajectory(self._surrogate)
             self._trajectory = (self._surrogate, compiled)
@@ -362,6 +377,7 @@ class SurrogateHMC(NUTS):
         if current is None or not np.array_equal(current.position, q0.data):
             current = HMCState(q0.data.copy(), self._exact_logp(q0.data))
         adapt = self._surrogate_step_adapt
+        assert adapt is not None, "the surrogate phase starts with its step-size adaptation"
         step_size = float(adapt.current(self.tune))
         if self.n_steps is None:
             length = self.rng.choice(self._trajectory_lengths)
