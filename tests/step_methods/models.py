@@ -50,3 +50,11 @@ def truncated_normal():
 
     dist = stats.truncnorm(-np.inf, 1.0)
     return model, ["x"], np.array([dist.mean()]), np.array([dist.var()])
+
+
+def skewed_gamma(shape=3.0):
+    """A positive variable with a Gamma(shape, 1) potential: skewed, on a log-transformed scale."""
+    with pm.Model() as model:
+        s = pm.HalfFlat("s")
+        pm.Potential("gamma", (shape - 1.0) * pt.log(s) - s)
+    return model, ["s"], np.array([shape]), np.array([shape])

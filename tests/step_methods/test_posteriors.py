@@ -28,8 +28,13 @@ def assert_surrogate_phase(idata):
 
 @pytest.mark.parametrize(
     "make_model",
-    [models.conjugate_regression, models.ill_conditioned_gaussian, models.banana],
-    ids=["correlated", "ill-conditioned", "banana"],
+    [
+        models.conjugate_regression,
+        models.ill_conditioned_gaussian,
+        models.banana,
+        models.skewed_gamma,
+    ],
+    ids=["correlated", "ill-conditioned", "banana", "skewed"],
 )
 def test_posterior_moments(make_model):
     model, names, mean, variance = make_model()
@@ -45,8 +50,9 @@ def test_posterior_moments(make_model):
         models.conjugate_regression,
         lambda: models.ill_conditioned_gaussian(dim=20),
         lambda: models.banana(b=1.0, sigma=0.3),
+        lambda: models.skewed_gamma(shape=1.5),
     ],
-    ids=["correlated", "ill-conditioned-20d", "strong-banana"],
+    ids=["correlated", "ill-conditioned-20d", "strong-banana", "strongly-skewed"],
 )
 def test_posterior_moments_long(make_model):
     model, names, mean, variance = make_model()
