@@ -318,7 +318,7 @@ class SurrogateHMC(NUTS):
     def step(self, point):
         """One iteration; refreshes what other step methods of a compound step have changed."""
         if self._logp_fn.extra_names:
-            extra = {name: np.asarray(point[name]) for name in self._logp_fn.extra_names}
+            extra = {name: np.array(point[name]) for name in self._logp_fn.extra_names}
             if self._extra_point is None or any(
                 not np.array_equal(extra[name], self._extra_point[name]) for name in extra
             ):
