@@ -28,14 +28,14 @@ def lint(session: nox.Session) -> None:
     session.run("mypy")
 
 
-@nox.session(python="3.12")
+@nox.session
 def quickstart(session: nox.Session) -> None:
     """Install the package and run ``examples/quickstart.py``."""
     session.install("-e", ".")
     session.run("python", "examples/quickstart.py", *session.posargs)
 
 
-@nox.session(python="3.12")
+@nox.session
 def benchmark(session: nox.Session) -> None:
     """Run the GP benchmark side by side with PyMC's NUTS (``-- --quick`` for a smoke run)."""
     session.install("-e", ".")
