@@ -194,7 +194,6 @@ class SurrogateHMC(NUTS):
         self.switch_test = _checked_instance("switch_test", switch_test, SwitchTest)
         self.network = _checked_instance("network", network, NetworkConfig)
         self.training = _checked_instance("training", training, TrainingConfig)
-        self.surrogate_kind = surrogate
         self.n_steps = n_steps
         self.buffer_size = buffer_size
         self.exact_prior = bool(exact_prior)
