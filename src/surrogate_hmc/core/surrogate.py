@@ -2,14 +2,26 @@
 
 import functools
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
+import blackjax
 import equinox as eqx
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from surrogate_hmc.core.integrators import leapfrog
 from surrogate_hmc.core.network import StandardizedMLP
 
-__all__ = ["GradientSurrogate", "TrajectoryFn", "surrogate_trajectory"]
+__all__ = [
+    "GradientOf",
+    "GradientSurrogate",
+    "LogDensitySurrogate",
+    "SurrogateNUTS",
+    "TrajectoryFn",
+    "surrogate_nuts",
+    "surrogate_trajectory",
+]
 
 TrajectoryFn = Callable[..., tuple[jax.Array, jax.Array]]
 
@@ -44,6 +56,59 @@ class GradientSurrogate(eqx.Module):
         if self.exact_logdensity is not None:
             force = force + jax.grad(self.exact_logdensity)(position)
         return force
+
+
+class LogDensitySurrogate(eqx.Module):
+    """Log-density ``network(q) + exact_logdensity(q)``.
+
+    The network learns the expensive part (for example the log-likelihood, in nats up to a
+    constant); the cheap part (for example priors and transform Jacobians) stays exact when
+    ``exact_logdensity`` is given, which keeps trajectories out of regions the network never saw.
+    Being a true log-density, it can drive NUTS; :class:`GradientOf` turns it into a force.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp, numpy as np
+    >>> from surrogate_hmc.core.network import NetworkConfig, Standardization
+    >>> x = np.random.default_rng(0).normal(size=(8, 2))
+    >>> net = StandardizedMLP(
+    ...     NetworkConfig(width=4).build(2, 1, key=jax.random.key(0)),
+    ...     Standardization.fit(x),
+    ...     Standardization(np.zeros(1), np.ones(1)),
+    ... )
+    >>> LogDensitySurrogate(net, lambda q: -0.5 * q @ q)(jnp.zeros(2)).shape
+    ()
+    """
+
+    network: StandardizedMLP
+    exact_logdensity: Callable[[jax.Array], jax.Array] | None = eqx.field(static=True, default=None)
+
+    def __call__(self, position: jax.Array) -> jax.Array:
+        """The surrogate log-density at ``position``."""
+        value = self.network(position)[0]
+        if self.exact_logdensity is not None:
+            value = value + self.exact_logdensity(position)
+        return value
+
+
+class GradientOf(eqx.Module):
+    """The force field (gradient) of a log-density module.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> class Gaussian(eqx.Module):
+    ...     def __call__(self, q):
+    ...         return -0.5 * q @ q
+    >>> GradientOf(Gaussian())(jnp.ones(2)).tolist()
+    [-1.0, -1.0]
+    """
+
+    logdensity: eqx.Module
+
+    def __call__(self, position: jax.Array) -> jax.Array:
+        """The gradient of the log-density at ``position``."""
+        return jax.grad(self.logdensity)(position)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -88,3 +153,73 @@ def surrogate_trajectory(force_fn: eqx.Module) -> TrajectoryFn:
         return _trajectory(static, params, position, momentum, step_size, inverse_mass, n_steps)
 
     return trajectory
+
+
+class SurrogateNUTS(NamedTuple):
+    """NUTS on a surrogate log-density, compiled: ``init`` a state, then ``step`` it.
+
+    ``init(position)`` returns BlackJAX's ``HMCState`` (position, surrogate log-density and its
+    gradient). ``step(seed, state, step_size, inverse_mass)`` returns the next state and
+    BlackJAX's ``NUTSInfo``; ``seed`` is an integer, so a NumPy generator can drive the chain.
+    """
+
+    init: Callable[[Any], Any]
+    step: Callable[..., tuple[Any, Any]]
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _nuts_init(static, params, position):
+    return blackjax.nuts.init(position, eqx.combine(params, static))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _nuts_step(static, max_doublings, max_energy_error, params, seed, state, step_size, inv_mass):
+    kernel = blackjax.nuts.build_kernel(divergence_threshold=max_energy_error)
+    key = jax.random.key(seed)
+    return kernel(key, state, eqx.combine(params, static), step_size, inv_mass, max_doublings)
+
+
+def surrogate_nuts(
+    logdensity: eqx.Module, *, max_tree_depth: int = 10, max_energy_error: float = 1000.0
+) -> SurrogateNUTS:
+    """Compile BlackJAX's multinomial NUTS on a surrogate log-density into one call per step.
+
+    As with :func:`surrogate_trajectory`, the module is split into arrays and structure once,
+    so refitting the network reuses the compiled code. NUTS is reversible with respect to
+    ``exp(logdensity)``, which is what a delayed-acceptance correction with the exact
+    log-density needs (see :func:`~surrogate_hmc.core.delayed_acceptance_transition`).
+
+    Parameters
+    ----------
+    logdensity
+        An Equinox module mapping a position to a scalar, such as
+        :class:`LogDensitySurrogate`.
+    max_tree_depth
+        Most trajectory doublings per step.
+    max_energy_error
+        Energy error above which a trajectory counts as divergent.
+
+    Examples
+    --------
+    >>> class Gaussian(eqx.Module):
+    ...     def __call__(self, q):
+    ...         return -0.5 * q @ q
+    >>> nuts = surrogate_nuts(Gaussian())
+    >>> state = nuts.init(jnp.zeros(3))
+    >>> state, info = nuts.step(0, state, 0.5, jnp.ones(3))
+    >>> state.position.shape, int(info.num_trajectory_expansions) >= 1
+    ((3,), True)
+    """
+    params, static = eqx.partition(logdensity, eqx.is_array)
+    max_energy_error = float(max_energy_error)
+
+    def init(position):
+        return _nuts_init(static, params, jnp.asarray(position, dtype=jnp.float64))
+
+    def step(seed, state, step_size, inverse_mass):
+        return _nuts_step(
+            static, int(max_tree_depth), max_energy_error, params, np.uint32(seed), state,
+            np.float64(step_size), inverse_mass,
+        )  # fmt: skip
+
+    return SurrogateNUTS(init, step)
