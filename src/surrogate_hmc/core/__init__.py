@@ -1,14 +1,37 @@
 """PPL-agnostic numerics in plain JAX and NumPy; nothing here imports PyMC."""
 
 from surrogate_hmc.core.buffer import TrainingBuffer
+from surrogate_hmc.core.delayed_acceptance import DAInfo, DAState, delayed_acceptance_transition
 from surrogate_hmc.core.integrators import leapfrog
 from surrogate_hmc.core.network import NetworkConfig, Standardization, StandardizedMLP
 from surrogate_hmc.core.schedule import Schedule, SchedulePlan, SwitchTest
-from surrogate_hmc.core.surrogate import GradientSurrogate, surrogate_trajectory
-from surrogate_hmc.core.training import TrainingConfig, TrainingResult, fit_network
+from surrogate_hmc.core.surrogate import (
+    GradientOf,
+    GradientSurrogate,
+    LogDensitySurrogate,
+    SurrogateNUTS,
+    surrogate_nuts,
+    surrogate_trajectory,
+)
+from surrogate_hmc.core.trained import TrainedSurrogate
+from surrogate_hmc.core.training import (
+    TrainingConfig,
+    TrainingResult,
+    fit_log_density,
+    fit_network,
+)
 from surrogate_hmc.core.transition import HMCInfo, HMCState, kinetic_energy, static_hmc_transition
 
 __all__ = [
+    "DAInfo",
+    "DAState",
+    "GradientOf",
+    "LogDensitySurrogate",
+    "SurrogateNUTS",
+    "TrainedSurrogate",
+    "delayed_acceptance_transition",
+    "fit_log_density",
+    "surrogate_nuts",
     "GradientSurrogate",
     "HMCInfo",
     "HMCState",

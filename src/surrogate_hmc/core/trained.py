@@ -1,0 +1,216 @@
+"""A trained surrogate as plain data: saved after one run, reused by the next."""
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from surrogate_hmc.core.network import NetworkConfig, Standardization, StandardizedMLP
+from surrogate_hmc.core.surrogate import GradientSurrogate, LogDensitySurrogate
+
+__all__ = ["TrainedSurrogate"]
+
+SurrogateKind = Literal["gradient", "logp"]
+_FORMAT = "surrogate-hmc/1"
+
+
+@dataclass(frozen=True, eq=False)
+class TrainedSurrogate:
+    """A trained network and the kernel settings tuned with it, as NumPy data.
+
+    It holds no JAX objects, so it pickles to worker processes and can be passed to a later
+    run before JAX has started. :meth:`save` and :meth:`load` use a ``.npz`` file without
+    pickled objects.
+
+    Parameters
+    ----------
+    kind
+        ``"gradient"`` (the network outputs a gradient) or ``"logp"`` (a log-density).
+    variables
+        ``(name, shape)`` of each sampled (value) variable, in the raveled order.
+    network
+        The architecture the weights belong to.
+    arrays
+        The network's arrays (weights, then standardizations) in tree order.
+    exact_prior
+        Whether the network learned only the expensive part, the cheap part (priors and
+        Jacobians) being added exactly.
+    step_size
+        The step size tuned for surrogate trajectories.
+    inverse_mass
+        The diagonal inverse mass matrix tuned with it.
+    trajectory_lengths
+        Trajectory lengths (step size x steps) for static trajectories.
+
+    Examples
+    --------
+    >>> import jax, numpy as np
+    >>> from surrogate_hmc.core.training import TrainingConfig, fit_log_density
+    >>> x = np.random.default_rng(0).normal(size=(200, 2))
+    >>> fit = fit_log_density(
+    ...     x, -0.5 * np.sum(x**2, 1), -x, network=NetworkConfig(width=8),
+    ...     training=TrainingConfig(max_steps=100), key=jax.random.key(0),
+    ... )
+    >>> trained = TrainedSurrogate.from_surrogate(
+    ...     LogDensitySurrogate(fit.network), variables=[("x", (2,))],
+    ...     network=NetworkConfig(width=8), step_size=0.5, inverse_mass=np.ones(2),
+    ... )
+    >>> trained.kind, trained.dim
+    ('logp', 2)
+    """
+
+    kind: SurrogateKind
+    variables: tuple[tuple[str, tuple[int, ...]], ...]
+    network: NetworkConfig
+    arrays: tuple[np.ndarray, ...]
+    exact_prior: bool
+    step_size: float
+    inverse_mass: np.ndarray
+    trajectory_lengths: np.ndarray = field(default_factory=lambda: np.ones(1))
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("gradient", "logp"):
+            raise ValueError(f"kind must be 'gradient' or 'logp', got {self.kind!r}.")
+        variables = tuple(
+            (str(name), tuple(int(n) for n in shape)) for name, shape in self.variables
+        )
+        object.__setattr__(self, "variables", variables)
+        object.__setattr__(self, "arrays", tuple(np.asarray(a) for a in self.arrays))
+        object.__setattr__(self, "inverse_mass", np.asarray(self.inverse_mass, dtype=float))
+        lengths = np.asarray(self.trajectory_lengths, dtype=float).ravel()
+        object.__setattr__(self, "trajectory_lengths", lengths)
+        if self.inverse_mass.shape != (self.dim,):
+            raise ValueError(
+                f"inverse_mass has shape {self.inverse_mass.shape}, expected ({self.dim},)."
+            )
+
+    @property
+    def dim(self) -> int:
+        """Length of the raveled position vector."""
+        return int(sum(np.prod(shape, dtype=int) for _, shape in self.variables))
+
+    @classmethod
+    def from_surrogate(
+        cls,
+        surrogate: GradientSurrogate | LogDensitySurrogate,
+        *,
+        variables,
+        network: NetworkConfig,
+        step_size: float,
+        inverse_mass: np.ndarray,
+        trajectory_lengths: np.ndarray | None = None,
+    ) -> "TrainedSurrogate":
+        """Capture a surrogate module (its network's arrays) and its kernel settings."""
+        kind: SurrogateKind = "logp" if isinstance(surrogate, LogDensitySurrogate) else "gradient"
+        return cls(
+            kind=kind,
+            variables=tuple(variables),
+            network=network,
+            arrays=tuple(np.asarray(leaf) for leaf in jax.tree.leaves(surrogate.network)),
+            exact_prior=surrogate.exact_logdensity is not None,
+            step_size=float(step_size),
+            inverse_mass=np.asarray(inverse_mass),
+            trajectory_lengths=np.ones(1) if trajectory_lengths is None else trajectory_lengths,
+        )
+
+    def build(self, exact_logdensity=None) -> GradientSurrogate | LogDensitySurrogate:
+        """Rebuild the surrogate module, with the cheap part ``exact_logdensity`` added back."""
+        if self.exact_prior and exact_logdensity is None:
+            raise ValueError(
+                "This surrogate learned only the expensive part of the log-density and needs "
+                "the exact prior added back, but none was given."
+            )
+        out = 1 if self.kind == "logp" else self.dim
+        ones_in, ones_out = np.ones(self.dim), np.ones(out)
+        skeleton = StandardizedMLP(
+            self.network.build(self.dim, out, key=jax.random.key(0)),
+            Standardization(ones_in, ones_in),
+            Standardization(ones_out, ones_out),
+        )
+        leaves, treedef = jax.tree.flatten(skeleton)
+        shapes = [np.shape(leaf) for leaf in leaves]
+        if shapes != [a.shape for a in self.arrays]:
+            raise ValueError(
+                f"The saved arrays do not fit a {self.network} network for dimension "
+                f"{self.dim}: the file is damaged or was written by another version."
+            )
+        network = jax.tree.unflatten(treedef, [jnp.asarray(a) for a in self.arrays])
+        module = LogDensitySurrogate if self.kind == "logp" else GradientSurrogate
+        return module(network, exact_logdensity if self.exact_prior else None)
+
+    def check_variables(self, variables) -> None:
+        """Raise a ``ValueError`` unless ``variables`` are the ``(name, shape)`` trained on."""
+        given = _normalized(variables)
+        if given != self.variables:
+            raise ValueError(
+                f"The surrogate was trained on the variables {_describe(self.variables)} "
+                f"(dimension {self.dim}), but this sampler has {_describe(given)}. A surrogate "
+                "only fits the model it was trained on: pass the one saved for this model, or "
+                "train a new one with surrogate='logp' or 'gradient'."
+            )
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write to ``path`` (``.npz`` is appended when missing), atomically; return the path."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
+        metadata = {
+            "format": _FORMAT,
+            "kind": self.kind,
+            "variables": [[name, list(shape)] for name, shape in self.variables],
+            "network": asdict(self.network),
+            "exact_prior": self.exact_prior,
+            "step_size": self.step_size,
+        }
+        arrays = {f"array_{i:03d}": a for i, a in enumerate(self.arrays)}
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        with open(partial, "wb") as file:
+            np.savez(
+                file,
+                metadata=np.asarray(json.dumps(metadata)),
+                inverse_mass=self.inverse_mass,
+                trajectory_lengths=self.trajectory_lengths,
+                **arrays,
+            )
+        os.replace(partial, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "TrainedSurrogate":
+        """Read a surrogate written by :meth:`save`."""
+        path = Path(path)
+        if not path.exists() and path.with_name(path.name + ".npz").exists():
+            path = path.with_name(path.name + ".npz")
+        if not path.exists():
+            raise FileNotFoundError(f"No saved surrogate at {str(path)!r}.")
+        with np.load(path, allow_pickle=False) as data:
+            try:
+                metadata = json.loads(str(data["metadata"]))
+            except KeyError:
+                metadata = {}
+            if metadata.get("format") != _FORMAT:
+                raise ValueError(f"{str(path)!r} is not a surrogate saved by surrogate-hmc.")
+            names = sorted(name for name in data.files if name.startswith("array_"))
+            return cls(
+                kind=metadata["kind"],
+                variables=tuple((name, tuple(shape)) for name, shape in metadata["variables"]),
+                network=NetworkConfig(**metadata["network"]),
+                arrays=tuple(data[name] for name in names),
+                exact_prior=bool(metadata["exact_prior"]),
+                step_size=float(metadata["step_size"]),
+                inverse_mass=data["inverse_mass"],
+                trajectory_lengths=data["trajectory_lengths"],
+            )
+
+
+def _normalized(variables) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    return tuple((str(name), tuple(int(n) for n in shape)) for name, shape in variables)
+
+
+def _describe(variables) -> str:
+    return "[" + ", ".join(f"{name} {shape}" for name, shape in variables) + "]"
