@@ -7,17 +7,29 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from surrogate_hmc.core import NetworkConfig, Schedule, SwitchTest, TrainingConfig  # noqa: E402
-from surrogate_hmc.step_methods import SurrogateHMC, SurrogateWarning  # noqa: E402
+from surrogate_hmc.core import (  # noqa: E402
+    NetworkConfig,
+    Schedule,
+    SwitchTest,
+    TrainedSurrogate,
+    TrainingConfig,
+)
+from surrogate_hmc.step_methods import (  # noqa: E402
+    SurrogateCostWarning,
+    SurrogateHMC,
+    SurrogateWarning,
+)
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "NetworkConfig",
     "Schedule",
+    "SurrogateCostWarning",
     "SurrogateHMC",
     "SurrogateWarning",
     "SwitchTest",
+    "TrainedSurrogate",
     "TrainingConfig",
     "__version__",
 ]

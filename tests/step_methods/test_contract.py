@@ -87,27 +87,37 @@ def test_compound_step_next_to_a_discrete_sampler():
 
 MULTIPROCESS_SCRIPT = textwrap.dedent(
     """
-    import numpy as np, pymc as pm, surrogate_hmc as shmc
+    import sys, numpy as np, pymc as pm, surrogate_hmc as shmc
+    surrogate, save_to = sys.argv[1:]
     with pm.Model():
         pm.Normal("x", 1.0, 2.0, shape=2)
+        step = shmc.SurrogateHMC(
+            surrogate=surrogate, save_to=save_to,
+            schedule=shmc.Schedule(start=60, every=30, stop=120),
+        )
         idata = pm.sample(
-            step=shmc.SurrogateHMC(schedule=shmc.Schedule(start=60, every=30, stop=120)),
-            tune=200, draws=200, chains=2, cores=2, random_seed=1,
+            step=step, tune=200, draws=200, chains=2, cores=2, random_seed=1,
             progressbar=False, compute_convergence_checks=False,
         )
     phase = np.asarray(idata["sample_stats"]["phase"])
     draws = np.asarray(idata["posterior"]["x"])
     assert phase.shape == (2, 200) and np.all(phase == 1), phase
     assert not np.allclose(draws[0], draws[1])
+    assert shmc.TrainedSurrogate.load(save_to).kind == surrogate
     print("ok")
     """
 )
 
 
-def test_cores_2_with_the_default_start_method_does_not_hang():
+@pytest.mark.parametrize("surrogate", ["gradient", "logp"])
+def test_cores_2_with_the_default_start_method_does_not_hang(surrogate, tmp_path):
     # A fresh interpreter: this test process already ran JAX, which a real user's parent has not.
+    # The chains run in worker processes, so the trained surrogate comes back through save_to.
     result = subprocess.run(
-        [sys.executable, "-c", MULTIPROCESS_SCRIPT], capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", MULTIPROCESS_SCRIPT, surrogate, str(tmp_path / "surrogate.npz")],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("ok")

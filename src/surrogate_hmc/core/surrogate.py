@@ -4,7 +4,6 @@ import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import blackjax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -167,13 +166,21 @@ class SurrogateNUTS(NamedTuple):
     step: Callable[..., tuple[Any, Any]]
 
 
+# BlackJAX is imported where it is used: importing it runs JAX computations, and a process that
+# has run JAX cannot safely fork (PyMC's default start method for cores > 1 on Linux).
+
+
 @functools.partial(jax.jit, static_argnums=0)
 def _nuts_init(static, params, position):
+    import blackjax
+
     return blackjax.nuts.init(position, eqx.combine(params, static))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _nuts_step(static, max_doublings, max_energy_error, params, seed, state, step_size, inv_mass):
+    import blackjax
+
     kernel = blackjax.nuts.build_kernel(divergence_threshold=max_energy_error)
     key = jax.random.key(seed)
     return kernel(key, state, eqx.combine(params, static), step_size, inv_mass, max_doublings)

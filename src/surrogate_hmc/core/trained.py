@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -46,6 +47,8 @@ class TrainedSurrogate:
         The diagonal inverse mass matrix tuned with it.
     trajectory_lengths
         Trajectory lengths (step size x steps) for static trajectories.
+    center
+        A central position of the training data (where a chain can start its mass matrix).
 
     Examples
     --------
@@ -72,6 +75,7 @@ class TrainedSurrogate:
     step_size: float
     inverse_mass: np.ndarray
     trajectory_lengths: np.ndarray = field(default_factory=lambda: np.ones(1))
+    center: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("gradient", "logp"):
@@ -84,9 +88,12 @@ class TrainedSurrogate:
         object.__setattr__(self, "inverse_mass", np.asarray(self.inverse_mass, dtype=float))
         lengths = np.asarray(self.trajectory_lengths, dtype=float).ravel()
         object.__setattr__(self, "trajectory_lengths", lengths)
-        if self.inverse_mass.shape != (self.dim,):
+        center = np.zeros(self.dim) if self.center is None else self.center
+        object.__setattr__(self, "center", np.asarray(center, dtype=float))
+        if self.inverse_mass.shape != (self.dim,) or self.center.shape != (self.dim,):
             raise ValueError(
-                f"inverse_mass has shape {self.inverse_mass.shape}, expected ({self.dim},)."
+                f"inverse_mass {self.inverse_mass.shape} and center {self.center.shape} must "
+                f"have shape ({self.dim},)."
             )
 
     @property
@@ -111,11 +118,14 @@ class TrainedSurrogate:
             kind=kind,
             variables=tuple(variables),
             network=network,
-            arrays=tuple(np.asarray(leaf) for leaf in jax.tree.leaves(surrogate.network)),
+            arrays=tuple(
+                np.asarray(a) for a in jax.tree.leaves(eqx.filter(surrogate.network, eqx.is_array))
+            ),
             exact_prior=surrogate.exact_logdensity is not None,
             step_size=float(step_size),
             inverse_mass=np.asarray(inverse_mass),
             trajectory_lengths=np.ones(1) if trajectory_lengths is None else trajectory_lengths,
+            center=np.asarray(surrogate.network.inputs.mean),
         )
 
     def build(self, exact_logdensity=None) -> GradientSurrogate | LogDensitySurrogate:
@@ -132,14 +142,17 @@ class TrainedSurrogate:
             Standardization(ones_in, ones_in),
             Standardization(ones_out, ones_out),
         )
-        leaves, treedef = jax.tree.flatten(skeleton)
+        params, static = eqx.partition(skeleton, eqx.is_array)
+        leaves, treedef = jax.tree.flatten(params)
         shapes = [np.shape(leaf) for leaf in leaves]
         if shapes != [a.shape for a in self.arrays]:
             raise ValueError(
                 f"The saved arrays do not fit a {self.network} network for dimension "
                 f"{self.dim}: the file is damaged or was written by another version."
             )
-        network = jax.tree.unflatten(treedef, [jnp.asarray(a) for a in self.arrays])
+        network = eqx.combine(
+            jax.tree.unflatten(treedef, [jnp.asarray(a) for a in self.arrays]), static
+        )
         module = LogDensitySurrogate if self.kind == "logp" else GradientSurrogate
         return module(network, exact_logdensity if self.exact_prior else None)
 
@@ -175,6 +188,7 @@ class TrainedSurrogate:
                 metadata=np.asarray(json.dumps(metadata)),
                 inverse_mass=self.inverse_mass,
                 trajectory_lengths=self.trajectory_lengths,
+                center=self.center,
                 **arrays,
             )
         os.replace(partial, path)
@@ -205,6 +219,7 @@ class TrainedSurrogate:
                 step_size=float(metadata["step_size"]),
                 inverse_mass=data["inverse_mass"],
                 trajectory_lengths=data["trajectory_lengths"],
+                center=data["center"],
             )
 
 

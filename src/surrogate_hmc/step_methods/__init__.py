@@ -1,5 +1,9 @@
 """The PyMC front-end: step methods over the JAX core."""
 
-from surrogate_hmc.step_methods.surrogate_hmc import SurrogateHMC, SurrogateWarning
+from surrogate_hmc.step_methods.surrogate_hmc import (
+    SurrogateCostWarning,
+    SurrogateHMC,
+    SurrogateWarning,
+)
 
-__all__ = ["SurrogateHMC", "SurrogateWarning"]
+__all__ = ["SurrogateCostWarning", "SurrogateHMC", "SurrogateWarning"]

@@ -11,7 +11,12 @@ from pymc.model import Model
 from pytensor.graph.basic import Constant
 from pytensor.graph.traversal import graph_inputs
 
-__all__ = ["LogpFunction", "exact_prior_logdensity", "tune_from_pymc5_caller"]
+__all__ = [
+    "LogpFunction",
+    "exact_prior_logdensity",
+    "prior_is_separable",
+    "tune_from_pymc5_caller",
+]
 
 PointMapInfo = Sequence[tuple]
 
@@ -40,8 +45,10 @@ class LogpFunction:
         return float(self._compiled(q)[0])
 
 
-def _free_rv_inputs(model: Model, graph) -> set:
-    return {v for v in graph_inputs([graph]) if not isinstance(v, Constant)} & set(model.value_vars)
+def prior_is_separable(model: Model, value_vars: list) -> bool:
+    """Whether the priors and Jacobians depend on ``value_vars`` only (no other step's)."""
+    inputs = {v for v in graph_inputs([model.varlogp]) if not isinstance(v, Constant)}
+    return inputs & set(model.value_vars) <= set(value_vars)
 
 
 def exact_prior_logdensity(
@@ -55,9 +62,9 @@ def exact_prior_logdensity(
     """
     from pymc.sampling.jax import get_jaxified_graph
 
-    prior = model.varlogp
-    if not _free_rv_inputs(model, prior) <= set(value_vars):
+    if not prior_is_separable(model, value_vars):
         return None
+    prior = model.varlogp
     try:
         jax_fn = get_jaxified_graph(inputs=list(value_vars), outputs=[prior])
     except NotImplementedError:

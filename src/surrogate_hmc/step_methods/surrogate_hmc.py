@@ -1,5 +1,6 @@
-"""``SurrogateHMC``: a PyMC step method that learns a gradient surrogate online and stays exact."""
+"""``SurrogateHMC``: a PyMC step method that learns a neural surrogate online and stays exact."""
 
+import os
 import time
 import warnings
 from collections import deque
@@ -12,6 +13,7 @@ from pymc.blocking import RaveledVars, StatsType
 from pymc.model import modelcontext
 from pymc.stats.convergence import SamplerWarning, WarningType
 from pymc.step_methods.hmc.nuts import NUTS, NUTSState
+from pymc.step_methods.hmc.quadpotential import QuadPotentialDiagAdapt
 from pymc.step_methods.state import dataclass_state
 from pymc.step_methods.step_sizes import DualAverageAdaptation
 from pymc.util import get_value_vars_from_user_vars
@@ -20,26 +22,47 @@ from rich.progress import TextColumn
 from rich.table import Column
 
 from surrogate_hmc.core.buffer import TrainingBuffer
+from surrogate_hmc.core.delayed_acceptance import DAState, delayed_acceptance_transition
 from surrogate_hmc.core.network import NetworkConfig
 from surrogate_hmc.core.schedule import Schedule, SchedulePlan, SwitchTest
-from surrogate_hmc.core.surrogate import GradientSurrogate, surrogate_trajectory
-from surrogate_hmc.core.training import TrainingConfig, TrainingResult, fit_network
+from surrogate_hmc.core.surrogate import (
+    GradientOf,
+    GradientSurrogate,
+    LogDensitySurrogate,
+    surrogate_nuts,
+    surrogate_trajectory,
+)
+from surrogate_hmc.core.trained import TrainedSurrogate
+from surrogate_hmc.core.training import (
+    TrainingConfig,
+    TrainingResult,
+    fit_log_density,
+    fit_network,
+)
 from surrogate_hmc.core.transition import HMCState, static_hmc_transition
 from surrogate_hmc.step_methods.model_functions import (
     LogpFunction,
     exact_prior_logdensity,
+    prior_is_separable,
     tune_from_pymc5_caller,
 )
 
-__all__ = ["SurrogateHMC", "SurrogateWarning"]
+__all__ = ["SurrogateCostWarning", "SurrogateHMC", "SurrogateWarning"]
 
 EXACT, SURROGATE = 0, 1
 _DEFAULT_TUNE = 1000  # pm.sample's default, used when PyMC does not say how long tuning is
 _MAX_TRAJECTORY_STEPS = 1024
+_MIN_SPEEDUP_PER_DRAW = 2.0  # below this a surrogate cannot pay for its exact phase and training
+
+Surrogate = GradientSurrogate | LogDensitySurrogate
 
 
 class SurrogateWarning(UserWarning):
     """The surrogate could not be used; the chain stays on exact NUTS, which is still correct."""
+
+
+class SurrogateCostWarning(UserWarning):
+    """The surrogate works but the exact model is too cheap for it to pay off."""
 
 
 @dataclass_state
@@ -50,38 +73,56 @@ class SurrogateHMCState(NUTSState):
     _pilot_remaining: int
     _pilot_acceptance: list[float]
     _buffer: TrainingBuffer | None
-    _surrogate: GradientSurrogate | None
+    _surrogate: Surrogate | None
     _surrogate_step_adapt: DualAverageAdaptation | None
     _trajectory_lengths: np.ndarray
     _current: HMCState | None
+    _nuts_state: Any = None
     _recent_exact: deque = field(default_factory=deque)
     _plan: SchedulePlan | None = None
     _trainings: list[dict[str, Any]] = field(default_factory=list)
+    _seconds: dict[str, Any] = field(default_factory=dict)
 
 
 class SurrogateHMC(NUTS):
-    r"""Exact HMC that learns a neural surrogate of the gradient during tuning (NNgHMC).
+    r"""Exact HMC/NUTS that learns a neural surrogate of the model during tuning.
 
     The chain starts with PyMC's NUTS (step size and diagonal mass matrix adapted) and keeps every
-    exact gradient it evaluates, at every leapfrog point. At the iterations of ``schedule`` an
-    Equinox network is fitted to the gradient of the log-likelihood (priors and transform
-    Jacobians stay exact); when it passes ``switch_test`` the chain moves to static-length HMC
-    trajectories on the surrogate force, each one jitted JAX call, corrected by a Metropolis step
-    with the exact log-density at the proposal (one exact log-density, no gradient, per draw).
-    Leapfrog on any position-only force field is reversible and volume preserving, so the draws
-    target the exact posterior; the kernel (network, step size, mass matrix, trajectory length) is
-    frozen after tuning.
+    exact evaluation (position, log-density, gradient), at every leapfrog point. At the
+    iterations of ``schedule`` an Equinox network is fitted to the expensive part of the model,
+    the log-likelihood, while priors and transform Jacobians stay exact; when it passes
+    ``switch_test`` the chain moves to trajectories on the surrogate, each one jitted JAX call,
+    corrected with the exact log-density at the proposal: one exact log-density evaluation, no
+    gradient, per draw. The kernel (network, step size, mass matrix, trajectory lengths) is frozen
+    after tuning, so the draws target the exact posterior.
+
+    Two surrogates and two trajectories:
+
+    - ``surrogate="gradient"`` (NNgHMC): the network learns the gradient; static-length HMC
+      trajectories on it (leapfrog on any position-only force is reversible and volume
+      preserving), accepted with the exact Hamiltonian at both ends.
+    - ``surrogate="logp"``: the network learns the log-likelihood from its values *and*
+      gradients (a Sobolev loss). With ``trajectory="nuts"`` (its default) NUTS runs on the
+      surrogate log-density and its output is accepted by a delayed-acceptance step with
+      probability ``min(1, exp([logp(q') - logp(q)] - [s(q') - s(q)]))``; no exact evaluation
+      at all when NUTS returns the current point. ``trajectory="static"`` uses the surrogate's
+      gradient as with ``"gradient"``.
 
     Parameters
     ----------
     vars : list, optional
         Continuous variables to sample; all continuous free variables by default.
-    surrogate : {"gradient"}
-        What the network learns: the gradient of the expensive part of the log-density.
-    trajectory : {"static"}
-        Static-length HMC trajectories with a jittered number of steps.
+    surrogate : {"gradient", "logp"}, TrainedSurrogate or path, default "gradient"
+        What the network learns, or a surrogate trained by an earlier run of the same model
+        (a :class:`TrainedSurrogate` or the path it was saved to). A given surrogate is piloted
+        after ``schedule.collect_from`` exact iterations, skipping the training; if it fails
+        the pilot, a new one is trained as usual. Its step size and mass matrix start the
+        adaptation unless ``scaling``, ``potential`` or ``step_scale`` are given.
+    trajectory : {"static", "nuts"}, optional
+        Surrogate trajectories: ``"nuts"`` (the default for ``surrogate="logp"``, which it
+        needs) or static-length HMC (the default for ``"gradient"``).
     n_steps : int, optional
-        Leapfrog steps per surrogate trajectory. By default each trajectory's length is drawn
+        Leapfrog steps per static trajectory. By default each trajectory's length is drawn
         from the lengths NUTS used in the last exact iterations (empirical HMC, Wu et al. 2018)
         and divided by the surrogate phase's step size; the draw does not depend on the state,
         so the kernel stays exact.
@@ -97,18 +138,27 @@ class SurrogateHMC(NUTS):
         Most recent exact evaluations kept for training.
     exact_prior : bool, default True
         Keep priors and Jacobians exact inside the surrogate where they can be translated to JAX
-        (otherwise, or when ``False``, the network learns the whole gradient).
+        (otherwise, or when ``False``, the network learns the whole log-density or gradient).
+    save_to : str or path, optional
+        Where each chain saves its surrogate at the end of tuning (see
+        :class:`TrainedSurrogate`); with several chains the last one to finish tuning is kept.
+        With ``cores=1`` the surrogate is also available as :attr:`trained_surrogate`.
     target_accept : float, default 0.8
-        Target acceptance of the step-size adaptation, in both phases.
+        Target acceptance of the step-size adaptation, in both phases (for NUTS on the
+        surrogate, the acceptance within the tree).
     **kwargs
         Passed to :class:`pymc.NUTS` (for example ``max_treedepth``, ``Emax``, ``scaling``).
 
     Notes
     -----
     Per-draw sample stats: ``phase`` (0 exact, 1 surrogate), ``acceptance_rate``, ``diverging``,
-    ``energy``, ``energy_error``, ``step_size``, ``n_steps``, ``tree_depth``, ``model_logp``, and
-    the cost counters ``n_exact_grad`` and ``n_exact_logp``: exact evaluations spent in the
-    iteration.
+    ``energy``, ``energy_error``, ``step_size``, ``n_steps``, ``tree_depth``, ``model_logp``,
+    ``second_stage_acceptance`` (the exact correction's acceptance probability after NUTS on
+    the surrogate, ``nan`` otherwise: how well the surrogate agrees with the model), and the cost
+    counters ``n_exact_grad`` and ``n_exact_logp``: exact evaluations spent in the iteration.
+
+    When the exact model is so cheap that a surrogate draw is not clearly cheaper than an exact
+    NUTS iteration, a :class:`SurrogateCostWarning` says so once, with the measured costs.
 
     JAX objects are built lazily inside each chain's process, so ``cores>1`` works with Linux's
     default ``fork``. If your own code runs JAX before ``pm.sample``, pass
@@ -120,13 +170,15 @@ class SurrogateHMC(NUTS):
     >>> import surrogate_hmc as shmc
     >>> with pm.Model():
     ...     x = pm.Normal("x", shape=2)
-    ...     step = shmc.SurrogateHMC(schedule=shmc.Schedule(start=50, every=50))
+    ...     step = shmc.SurrogateHMC(surrogate="logp", schedule=shmc.Schedule(start=50, every=50))
     ...     idata = pm.sample(
     ...         step=step, tune=200, draws=100, chains=1, progressbar=False,
     ...         compute_convergence_checks=False, random_seed=1,
     ...     )
     >>> sorted(set(idata.sample_stats["phase"].values.ravel().tolist()))
     [1]
+    >>> step.trained_surrogate.kind
+    'logp'
     """
 
     name = "surrogate_hmc"
@@ -135,6 +187,7 @@ class SurrogateHMC(NUTS):
     stats_dtypes_shapes: ClassVar[dict[str, tuple[type, list | None]]] = {
         "phase": (np.int64, []),
         "acceptance_rate": (np.float64, []),
+        "second_stage_acceptance": (np.float64, []),
         "diverging": (bool, []),
         "divergences": (np.int64, []),
         "energy": (np.float64, []),
@@ -158,24 +211,26 @@ class SurrogateHMC(NUTS):
     _pilot_remaining: int
     _pilot_acceptance: list[float]
     _buffer: TrainingBuffer
-    _surrogate: GradientSurrogate | None
+    _surrogate: Surrogate | None
     _surrogate_step_adapt: DualAverageAdaptation | None
     _trajectory_lengths: np.ndarray
     _current: HMCState | None
+    _nuts_state: Any
     _recent_exact: deque[tuple[float, float, float]]
     _trainings: list[dict[str, Any]]
     _plan: SchedulePlan
+    _seconds: dict[str, Any]
 
     # Built in each chain's process on first use and never pickled (see __getstate__).
     _process_local: dict[str, Any] | None = None
-    _trajectory: tuple[Any, Any] = (None, None)  # (surrogate, its compiled trajectory)
+    _kernel: tuple[Any, Any] = (None, None)  # (surrogate, its compiled trajectory or NUTS)
 
     def __init__(
         self,
         vars=None,
         *,
-        surrogate: Literal["gradient"] = "gradient",
-        trajectory: Literal["static"] = "static",
+        surrogate: Literal["gradient", "logp"] | TrainedSurrogate | str | os.PathLike = "gradient",
+        trajectory: Literal["static", "nuts"] | None = None,
         n_steps: int | None = None,
         schedule: Schedule | None = None,
         switch_test: SwitchTest | None = None,
@@ -183,13 +238,17 @@ class SurrogateHMC(NUTS):
         training: TrainingConfig | None = None,
         buffer_size: int = 4096,
         exact_prior: bool = True,
+        save_to: str | os.PathLike | None = None,
         target_accept: float = 0.8,
         model=None,
         initial_point=None,
         **kwargs,
     ) -> None:
         model = modelcontext(model)
-        _check_options(surrogate, trajectory, n_steps, buffer_size, target_accept)
+        self._given = _given_surrogate(surrogate)
+        self.surrogate_kind = self._given.kind if self._given is not None else surrogate
+        self.trajectory = _resolve_trajectory(self.surrogate_kind, trajectory, n_steps)
+        _check_options(buffer_size, target_accept, save_to)
         self.schedule = _checked_instance("schedule", schedule, Schedule)
         self.switch_test = _checked_instance("switch_test", switch_test, SwitchTest)
         self.network = _checked_instance("network", network, NetworkConfig)
@@ -197,9 +256,20 @@ class SurrogateHMC(NUTS):
         self.n_steps = n_steps
         self.buffer_size = buffer_size
         self.exact_prior = bool(exact_prior)
+        self.save_to = save_to
         value_vars = _continuous_value_vars(model, vars)
         if initial_point is None:
             initial_point = model.initial_point()
+        self._variables = [(v.name, np.shape(initial_point[v.name])) for v in value_vars]
+        self._dim = sum(int(np.prod(shape, dtype=int)) for _, shape in self._variables)
+        if self._given is not None:
+            self._given.check_variables(self._variables)
+            if self._given.exact_prior and not prior_is_separable(model, value_vars):
+                raise ValueError(
+                    "The given surrogate learned the likelihood only, but this model's priors "
+                    "depend on variables sampled by another step, so they cannot be added back."
+                )
+            kwargs = _start_from(self._given, self._dim, kwargs)
         super().__init__(
             value_vars,
             target_accept=target_accept,
@@ -213,8 +283,8 @@ class SurrogateHMC(NUTS):
         }
         self._logp_fn = LogpFunction(model, value_vars, initial_point)
         self._extra_point: dict[str, np.ndarray] | None = None
-        self._dim = sum(int(np.prod(initial_point[v.name].shape, dtype=int)) for v in value_vars)
         self._cost = {"grad": 0, "logp": 0}
+        self._cost_warned = False
         self._harvest_exact_gradients()
         self._reset_chain(tune=None, warn=False)
 
@@ -223,7 +293,7 @@ class SurrogateHMC(NUTS):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_process_local", None)
-        state.pop("_trajectory", None)
+        state.pop("_kernel", None)
         return state
 
     def _reset_chain(self, tune: int | None, warn: bool = True) -> None:
@@ -237,10 +307,19 @@ class SurrogateHMC(NUTS):
         self._surrogate_step_adapt = None
         self._trajectory_lengths = np.ones(1)
         self._current = None
+        self._nuts_state = None
         self._recent_exact = deque(maxlen=50)
         self._plan = self.schedule.plan(tune)
         self._trainings = []
-        if warn and not self._plan.training_iterations:
+        self._seconds = {
+            "grad": 0.0,
+            "logp": 0.0,
+            "n_logp": 0,
+            "n_grad": 0,
+            EXACT: deque(maxlen=50),
+            SURROGATE: deque(maxlen=50),
+        }
+        if warn and self._given is None and not self._plan.training_iterations:
             warnings.warn(
                 f"tune={tune} is too short for {self.schedule} to train a surrogate (the "
                 "default schedule needs tune >= 300); sampling with exact NUTS. Use more tuning "
@@ -269,11 +348,33 @@ class SurrogateHMC(NUTS):
         """The trainings of the chain last sampled in this process, oldest first.
 
         Each record has the tuning ``iteration``, the number of exact evaluations trained on
-        (``n_points``), the held-out ``validation_error``, the loss curves, and, when a pilot
-        ran, its ``pilot_acceptance`` and whether the sampler ``switched`` to the surrogate.
-        With ``cores>1`` the chains run in other processes and this stays empty.
+        (``n_points``), the held-out ``validation_error``, the loss curves, the training's
+        wall time in ``seconds``, and, when a pilot ran, its ``pilot_acceptance`` and whether
+        the sampler ``switched`` to the surrogate. A surrogate given to the constructor
+        appears as a record with ``given=True``. With ``cores>1`` the chains run in other
+        processes and this stays empty.
         """
         return list(self._trainings)
+
+    @property
+    def trained_surrogate(self) -> TrainedSurrogate | None:
+        """The surrogate of the chain last sampled in this process, ready to save or reuse.
+
+        ``None`` when that chain never switched to a surrogate. With ``cores>1`` the chains
+        run in other processes: use ``save_to`` instead.
+        """
+        if self._phase != SURROGATE or self._surrogate is None:
+            return None
+        adapt = self._surrogate_step_adapt
+        assert adapt is not None, "the surrogate phase starts with its step-size adaptation"
+        return TrainedSurrogate.from_surrogate(
+            self._surrogate,
+            variables=self._variables,
+            network=self.network if self._given is None else self._given.network,
+            step_size=float(adapt.current(False)),
+            inverse_mass=np.asarray(self.potential._var, dtype=np.float64),
+            trajectory_lengths=self._trajectory_lengths,
+        )
 
     # -- the exact and the surrogate functions -------------------------------------------------
 
@@ -281,7 +382,10 @@ class SurrogateHMC(NUTS):
         exact_logp_dlogp = self.integrator._logp_dlogp_func
 
         def harvested(q, point_map_info):
+            start = time.perf_counter()
             logp, grad = exact_logp_dlogp(q, point_map_info)
+            self._seconds["grad"] += time.perf_counter() - start
+            self._seconds["n_grad"] += 1
             self._cost["grad"] += 1
             if self.tune and self._phase == EXACT and self.iter_count >= self._plan.collect_from:
                 self._buffer.add(q, logp, grad)
@@ -290,28 +394,42 @@ class SurrogateHMC(NUTS):
         self.integrator._logp_dlogp_func = harvested
 
     def _exact_logp(self, q: np.ndarray) -> float:
+        start = time.perf_counter()
+        logp = self._logp_fn(q)
+        self._seconds["logp"] += time.perf_counter() - start
+        self._seconds["n_logp"] += 1
         self._cost["logp"] += 1
-        return self._logp_fn(q)
+        return logp
 
-    def _local(self) -> tuple[Any, Any]:
-        """The exact prior (and its batched gradient) in JAX, built once per process."""
+    def _local(self) -> dict[str, Any]:
+        """The exact prior and its batched value and gradient in JAX, built once per process."""
         if self._process_local is None:
-            prior = prior_gradients = None
-            if self.exact_prior:
+            prior = None
+            if self.exact_prior or (self._given is not None and self._given.exact_prior):
                 point = self._model.initial_point()
                 point_map_info = [(v.name, point[v.name].shape) for v in self.vars]
                 prior = exact_prior_logdensity(self._model, self.vars, point_map_info)
-            if prior is not None:
-                prior_gradients = jax.jit(jax.vmap(jax.grad(prior)))
-            self._process_local = {"prior": prior, "prior_gradients": prior_gradients}
-        return self._process_local["prior"], self._process_local["prior_gradients"]
+            self._process_local = {
+                "prior": prior,
+                "prior_values_and_gradients": (
+                    None if prior is None else jax.jit(jax.vmap(jax.value_and_grad(prior)))
+                ),
+            }
+        return self._process_local
 
-    def _compiled_trajectory(self):
-        surrogate, compiled = self._trajectory
+    def _compiled_kernel(self):
+        surrogate, compiled = self._kernel
         assert self._surrogate is not None, "no surrogate outside the surrogate phase"
         if surrogate is not self._surrogate:  # refitted, or restored from a sampling_state
-            compiled = surrogate_trajectory(self._surrogate)
-            self._trajectory = (self._surrogate, compiled)
+            if self.trajectory == "nuts":
+                compiled = surrogate_nuts(
+                    self._surrogate, max_tree_depth=self.max_treedepth, max_energy_error=self.Emax
+                )
+            elif isinstance(self._surrogate, LogDensitySurrogate):
+                compiled = surrogate_trajectory(GradientOf(self._surrogate))
+            else:
+                compiled = surrogate_trajectory(self._surrogate)
+            self._kernel = (self._surrogate, compiled)
         return compiled
 
     def step(self, point):
@@ -332,25 +450,28 @@ class SurrogateHMC(NUTS):
         """Advance the chain by one iteration of the current phase."""
         perf_start, process_start = time.perf_counter(), time.process_time()
         self._cost.update(grad=0, logp=0)
-        iteration = self.iter_count
-        if self._phase == SURROGATE:
+        iteration, phase = self.iter_count, self._phase
+        if phase == SURROGATE:
             q, stats = self._surrogate_step(q0)
         else:
             q, stats = self._exact_step(q0)
+        seconds = time.perf_counter() - perf_start
         stats |= {
             "n_exact_grad": self._cost["grad"],
             "n_exact_logp": self._cost["logp"],
-            "perf_counter_diff": time.perf_counter() - perf_start,
+            "perf_counter_diff": seconds,
             "process_time_diff": time.process_time() - process_start,
             "perf_counter_start": perf_start,
         }
         if self.tune:
+            self._seconds[phase].append(seconds)
             self._advance_schedule(iteration, stats)
         return q, [stats]
 
     def _exact_step(self, q0: RaveledVars) -> tuple[RaveledVars, dict[str, Any]]:
         q, (nuts,) = super().astep(q0)
         self._current = HMCState(q.data.copy(), float(nuts["model_logp"]))
+        self._nuts_state = None
         if self.tune:
             self._recent_exact.append(
                 (nuts["mean_tree_accept"], nuts["tree_size"], nuts["step_size"])
@@ -358,6 +479,7 @@ class SurrogateHMC(NUTS):
         return q, {
             "phase": EXACT,
             "acceptance_rate": nuts["mean_tree_accept"],
+            "second_stage_acceptance": np.nan,
             "diverging": nuts["diverging"],
             "divergences": self.divergences,
             "energy": nuts["energy"],
@@ -375,16 +497,46 @@ class SurrogateHMC(NUTS):
         current = self._current
         if current is None or not np.array_equal(current.position, q0.data):
             current = HMCState(q0.data.copy(), self._exact_logp(q0.data))
+            self._nuts_state = None
         adapt = self._surrogate_step_adapt
         assert adapt is not None, "the surrogate phase starts with its step-size adaptation"
         step_size = float(adapt.current(self.tune))
+        inverse_mass = np.asarray(self.potential._var, dtype=np.float64)
+        if self.trajectory == "nuts":
+            new, stats = self._nuts_transition(current, step_size, inverse_mass)
+        else:
+            new, stats = self._static_transition(current, step_size, inverse_mass)
+        self._current = new
+        if not self._pilot_remaining:  # the pilot measures acceptance at NUTS's step size
+            adapt.update(stats["acceptance_rate"], self.tune)
+        if self.tune:
+            self.potential.update(new.position, None, self.tune)
+        self.iter_count += 1
+        warning = None
+        if stats["diverging"] and not self.tune:
+            self.divergences += 1
+            warning = SamplerWarning(
+                WarningType.DIVERGENCE,
+                "Energy change in surrogate trajectory larger than the maximum energy error.",
+                "debug",
+                self.iter_count,
+            )
+        return RaveledVars(new.position, q0.point_map_info), stats | {
+            "phase": SURROGATE,
+            "divergences": self.divergences,
+            "step_size": step_size,
+            "step_size_bar": float(adapt.current(False)),
+            "model_logp": new.logdensity,
+            "warning": warning,
+        }
+
+    def _static_transition(self, current: HMCState, step_size: float, inverse_mass: np.ndarray):
         if self.n_steps is None:
             length = self.rng.choice(self._trajectory_lengths)
             n_steps = int(np.clip(np.ceil(length / step_size), 1, _MAX_TRAJECTORY_STEPS))
         else:
             n_steps = self.n_steps
-        inverse_mass = np.asarray(self.potential._var, dtype=np.float64)
-        compiled = self._compiled_trajectory()
+        compiled = self._compiled_kernel()
 
         def trajectory(q, p, eps, n):
             q1, p1 = compiled(q, p, np.float64(eps), inverse_mass, np.int32(n))
@@ -400,123 +552,197 @@ class SurrogateHMC(NUTS):
             n_steps=n_steps,
             max_energy_error=self.Emax,
         )
-        self._current = new
-        if not self._pilot_remaining:  # the pilot measures acceptance at NUTS's step size
-            adapt.update(info.acceptance_rate, self.tune)
-        if self.tune:
-            self.potential.update(new.position, None, self.tune)
-        self.iter_count += 1
-        warning = None
-        if info.diverging and not self.tune:
-            self.divergences += 1
-            warning = SamplerWarning(
-                WarningType.DIVERGENCE,
-                "Energy change in surrogate trajectory larger than the maximum energy error.",
-                "debug",
-                self.iter_count,
-            )
-        return RaveledVars(new.position, q0.point_map_info), {
-            "phase": SURROGATE,
+        return new, {
             "acceptance_rate": info.acceptance_rate,
+            "second_stage_acceptance": np.nan,
             "diverging": info.diverging,
-            "divergences": self.divergences,
             "energy": info.energy,
             "energy_error": info.energy_error,
-            "step_size": step_size,
-            "step_size_bar": float(adapt.current(False)),
             "n_steps": n_steps,
             "tree_depth": 0,
             "reached_max_treedepth": False,
-            "model_logp": new.logdensity,
-            "warning": warning,
+        }
+
+    def _nuts_transition(self, current: HMCState, step_size: float, inverse_mass: np.ndarray):
+        nuts = self._compiled_kernel()
+        if self._nuts_state is None:
+            self._nuts_state = nuts.init(current.position)
+        new, info = delayed_acceptance_transition(
+            self.rng,
+            DAState(current.position, current.logdensity, self._nuts_state),
+            logdensity_fn=self._exact_logp,
+            nuts=nuts,
+            step_size=step_size,
+            inverse_mass=inverse_mass,
+            max_tree_depth=self.max_treedepth,
+        )
+        self._nuts_state = new.surrogate
+        return HMCState(new.position, new.logdensity), {
+            "acceptance_rate": info.acceptance_rate,
+            "second_stage_acceptance": info.second_stage_acceptance,
+            "diverging": info.diverging,
+            "energy": info.energy,
+            "energy_error": info.energy_error,
+            "n_steps": info.n_steps,
+            "tree_depth": info.tree_depth,
+            "reached_max_treedepth": info.reached_max_treedepth,
         }
 
     # -- the schedule: exact -> train -> pilot -> surrogate -------------------------------------
 
     def _advance_schedule(self, iteration: int, stats: dict[str, Any]) -> None:
         if self._pilot_remaining:
-            self._pilot_acceptance.append(stats["acceptance_rate"])
+            second_stage = stats["second_stage_acceptance"]
+            overall = stats["acceptance_rate"] * (1.0 if np.isnan(second_stage) else second_stage)
+            self._pilot_acceptance.append(overall)
             self._pilot_remaining -= 1
             if not self._pilot_remaining:
                 self._end_pilot()
-        elif self._phase == EXACT and iteration in self._plan.training_iterations:
-            self._train(iteration)
+        elif self._phase == EXACT:
+            if self._given is not None and iteration == self._reuse_iteration():
+                self._pilot_given(iteration)
+            elif iteration in self._plan.training_iterations:
+                self._train(iteration)
+
+    def _reuse_iteration(self) -> int:
+        return min(self._plan.collect_from, self._tune // 4)
+
+    def _pilot_given(self, iteration: int) -> None:
+        assert self._given is not None
+        self._trainings.append({"iteration": iteration, "n_points": 0, "given": True})
+        self._surrogate = self._given.build(self._local()["prior"])
+        self._start_pilot()
 
     def _train(self, iteration: int) -> None:
         buffer = self._buffer
         if len(buffer) < 32:
             self._trainings.append({"iteration": iteration, "n_points": len(buffer)})
             return
-        positions, gradients = buffer.positions(), buffer.gradients()
-        prior, prior_gradients = self._local()
+        start = time.perf_counter()
+        positions, logps, gradients = buffer.positions(), buffer.logps(), buffer.gradients()
+        prior = self._local()["prior"]
         if prior is not None:
-            gradients = gradients - np.asarray(prior_gradients(positions))
+            prior_values, prior_gradients = self._local()["prior_values_and_gradients"](positions)
+            logps = logps - np.asarray(prior_values)
+            gradients = gradients - np.asarray(prior_gradients)
         key = jax.random.key(int(self.rng.integers(2**31)))
-        result: TrainingResult = fit_network(
-            positions,
-            gradients,
-            network=self.network,
-            training=self.training,
-            key=key,
-            targets_are_gradients=True,
+        options = {"network": self.network, "training": self.training, "key": key}
+        result: TrainingResult
+        if self.surrogate_kind == "logp":
+            result = fit_log_density(positions, logps, gradients, **options)
+        else:
+            result = fit_network(positions, gradients, targets_are_gradients=True, **options)
+        self._trainings.append(
+            {
+                "iteration": iteration,
+                "n_points": len(buffer),
+                "validation_error": result.validation_error,
+                "train_losses": result.train_losses,
+                "validation_losses": result.validation_losses,
+                "seconds": time.perf_counter() - start,
+            }
         )
-        record = {
-            "iteration": iteration,
-            "n_points": len(buffer),
-            "validation_error": result.validation_error,
-            "train_losses": result.train_losses,
-            "validation_losses": result.validation_losses,
-        }
-        self._trainings.append(record)
         if not result.validation_error <= self.switch_test.max_validation_error:
             return
-        self._surrogate = GradientSurrogate(result.network, prior)
+        module = LogDensitySurrogate if self.surrogate_kind == "logp" else GradientSurrogate
+        self._surrogate = module(result.network, prior)
         self._start_pilot()
 
     def _start_pilot(self) -> None:
-        _, tree_sizes, step_sizes = np.array(self._recent_exact).T
-        step_size = float(np.exp(np.mean(np.log(step_sizes))))
-        self._trajectory_lengths = tree_sizes * step_sizes
+        if self._recent_exact:
+            _, tree_sizes, step_sizes = np.array(self._recent_exact).T
+            step_size = float(np.exp(np.mean(np.log(step_sizes))))
+            self._trajectory_lengths = tree_sizes * step_sizes
+        else:  # a given surrogate piloted before any exact iteration
+            assert self._given is not None
+            step_size = self._given.step_size
+            self._trajectory_lengths = self._given.trajectory_lengths
         self._surrogate_step_adapt = DualAverageAdaptation(
             step_size, self.target_accept, **self._dual_averaging
         )
         self._phase = SURROGATE
+        self._nuts_state = None
         self._pilot_acceptance = []
         self._pilot_remaining = self.switch_test.pilot_iterations
 
     def _end_pilot(self) -> None:
         self._pilot_remaining = 0
-        exact_acceptance = np.mean([accept for accept, _, _ in self._recent_exact])
+        if self._recent_exact:
+            exact_acceptance = float(np.mean([accept for accept, _, _ in self._recent_exact]))
+        else:
+            exact_acceptance = self.target_accept
         pilot_acceptance = float(np.mean(self._pilot_acceptance))
-        self._trainings[-1]["pilot_acceptance"] = pilot_acceptance
+        record = self._trainings[-1]
+        record["pilot_acceptance"] = pilot_acceptance
         passed = pilot_acceptance >= self.switch_test.min_acceptance_ratio * exact_acceptance
-        self._trainings[-1]["switched"] = passed
+        record["switched"] = passed
         if not passed:
             self._phase = EXACT
+            self._surrogate = None
+            if record.get("given"):
+                warnings.warn(
+                    f"The given surrogate failed its pilot (acceptance {pilot_acceptance:.2f}, "
+                    f"needed {self.switch_test.min_acceptance_ratio * exact_acceptance:.2f}); "
+                    "training a new one from this run's exact evaluations.",
+                    SurrogateWarning,
+                    stacklevel=2,
+                )
 
     def stop_tuning(self) -> None:
         """Freeze the kernel for the draws; say so when the surrogate was never good enough."""
         if self._pilot_remaining:
             self._end_pilot()
-        if self._phase == EXACT and self._plan.training_iterations:
-            tried = [t for t in self._trainings if "validation_error" in t]
-            detail = (
-                f"best held-out error {min(t['validation_error'] for t in tried):.3g} "
-                f"(needed <= {self.switch_test.max_validation_error:g})"
-                if tried
-                else "too few finite exact evaluations to train on"
-            )
-            pilots = [t["pilot_acceptance"] for t in tried if "pilot_acceptance" in t]
-            if pilots:
-                detail += f", best pilot acceptance {max(pilots):.2f}"
-            warnings.warn(
-                f"The surrogate never passed the switch test after {len(self._trainings)} "
-                f"training(s) ({detail}); the draws come from exact NUTS. Try more tuning "
-                "iterations, a larger network, or a looser shmc.SwitchTest.",
-                SurrogateWarning,
-                stacklevel=2,
-            )
+        if self._phase == EXACT and (self._plan.training_iterations or self._given is not None):
+            self._warn_never_switched()
+        if self._phase == SURROGATE:
+            self._warn_if_too_cheap()
+            if self.save_to is not None:
+                trained = self.trained_surrogate
+                assert trained is not None
+                trained.save(self.save_to)
         super().stop_tuning()
+
+    def _warn_never_switched(self) -> None:
+        tried = [t for t in self._trainings if "validation_error" in t]
+        detail = (
+            f"best held-out error {min(t['validation_error'] for t in tried):.3g} "
+            f"(needed <= {self.switch_test.max_validation_error:g})"
+            if tried
+            else "too few finite exact evaluations to train on"
+        )
+        pilots = [t["pilot_acceptance"] for t in self._trainings if "pilot_acceptance" in t]
+        if pilots:
+            detail += f", best pilot acceptance {max(pilots):.2f}"
+        warnings.warn(
+            f"The surrogate never passed the switch test after {len(self._trainings)} "
+            f"training(s) ({detail}); the draws come from exact NUTS. Try more tuning "
+            "iterations, a larger network, or a looser shmc.SwitchTest.",
+            SurrogateWarning,
+            stacklevel=3,
+        )
+
+    def _warn_if_too_cheap(self) -> None:
+        exact_seconds, surrogate_seconds = self._seconds[EXACT], self._seconds[SURROGATE]
+        if self._cost_warned or not exact_seconds or not surrogate_seconds:
+            return
+        exact, surrogate = np.median(exact_seconds), np.median(surrogate_seconds)
+        if exact >= _MIN_SPEEDUP_PER_DRAW * surrogate:
+            return
+        self._cost_warned = True
+        seconds = self._seconds
+        grad_ms = 1e3 * seconds["grad"] / max(seconds["n_grad"], 1)
+        logp_ms = 1e3 * seconds["logp"] / max(seconds["n_logp"], 1)
+        training = sum(t.get("seconds", 0.0) for t in self._trainings)
+        warnings.warn(
+            f"This model is too cheap for a surrogate to pay off: an exact NUTS iteration took "
+            f"{1e3 * exact:.2f} ms (logp and gradient {grad_ms:.3f} ms per evaluation) and a "
+            f"surrogate iteration {1e3 * surrogate:.2f} ms (exact logp {logp_ms:.3f} ms), "
+            f"a speed-up of {exact / surrogate:.1f}x per draw, after {training:.1f} s of "
+            "training. Plain pm.sample() is likely faster here; sampling continues with the "
+            "surrogate, which stays exact.",
+            SurrogateCostWarning,
+            stacklevel=3,
+        )
 
     # -- progress bar ---------------------------------------------------------------------------
 
@@ -550,22 +776,62 @@ class SurrogateHMC(NUTS):
         return (update_stats,)
 
 
-def _check_options(surrogate, trajectory, n_steps, buffer_size, target_accept) -> None:
-    if surrogate != "gradient":
-        raise ValueError(f"surrogate must be 'gradient', got {surrogate!r}.")
-    if trajectory == "nuts":
+def _given_surrogate(surrogate) -> TrainedSurrogate | None:
+    if isinstance(surrogate, TrainedSurrogate):
+        return surrogate
+    if isinstance(surrogate, str) and surrogate in ("gradient", "logp"):
+        return None
+    if isinstance(surrogate, str | os.PathLike):
+        try:
+            return TrainedSurrogate.load(surrogate)
+        except FileNotFoundError as error:
+            raise ValueError(
+                "surrogate must be 'gradient', 'logp', a shmc.TrainedSurrogate or the path of "
+                f"a saved one; {error}"
+            ) from None
+    raise TypeError(
+        "surrogate must be 'gradient', 'logp', a shmc.TrainedSurrogate or the path of a saved "
+        f"one, got {type(surrogate).__name__}."
+    )
+
+
+def _resolve_trajectory(kind: str, trajectory, n_steps) -> str:
+    if trajectory is None:
+        trajectory = "nuts" if kind == "logp" else "static"
+    if trajectory not in ("static", "nuts"):
+        raise ValueError(f"trajectory must be 'static' or 'nuts', got {trajectory!r}.")
+    if trajectory == "nuts" and kind == "gradient":
         raise ValueError(
             "trajectory='nuts' needs a surrogate of the log-density to build trees with; a "
-            "gradient surrogate has no energy. Use trajectory='static'."
+            "gradient surrogate has no energy. Use surrogate='logp' or trajectory='static'."
         )
-    if trajectory != "static":
-        raise ValueError(f"trajectory must be 'static', got {trajectory!r}.")
-    if n_steps is not None and (not isinstance(n_steps, int | np.integer) or n_steps < 1):
-        raise ValueError(f"n_steps must be a positive integer or None, got {n_steps!r}.")
+    if n_steps is not None:
+        if not isinstance(n_steps, int | np.integer) or isinstance(n_steps, bool) or n_steps < 1:
+            raise ValueError(f"n_steps must be a positive integer or None, got {n_steps!r}.")
+        if trajectory == "nuts":
+            raise ValueError(
+                "n_steps sets static trajectories; NUTS chooses its own lengths. Drop n_steps "
+                "or use trajectory='static'."
+            )
+    return trajectory
+
+
+def _check_options(buffer_size, target_accept, save_to) -> None:
     if not isinstance(buffer_size, int | np.integer) or buffer_size < 64:
         raise ValueError(f"buffer_size must be an integer >= 64, got {buffer_size!r}.")
     if not 0.0 < target_accept < 1.0:
         raise ValueError(f"target_accept must lie in (0, 1), got {target_accept!r}.")
+    if save_to is not None and not isinstance(save_to, str | os.PathLike):
+        raise TypeError(f"save_to must be a path, got {type(save_to).__name__}.")
+
+
+def _start_from(given: TrainedSurrogate, dim: int, kwargs: dict) -> dict:
+    """NUTS options that start the adaptation where the given surrogate's run ended."""
+    kwargs = dict(kwargs)
+    if "scaling" not in kwargs and "potential" not in kwargs:
+        kwargs["potential"] = QuadPotentialDiagAdapt(dim, given.center, given.inverse_mass, 10)
+    kwargs.setdefault("step_scale", given.step_size * dim**0.25)
+    return kwargs
 
 
 def _checked_instance(name: str, value, cls):

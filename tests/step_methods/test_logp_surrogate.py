@@ -1,0 +1,214 @@
+"""The log-density surrogate: NUTS with delayed acceptance, static trajectories, reuse, costs."""
+
+import numpy as np
+import pymc as pm
+import pytest
+
+import surrogate_hmc as shmc
+from tests.helpers import assert_moments, posterior_array, sample_stat
+from tests.step_methods import models
+
+SAMPLE = {"progressbar": False, "compute_convergence_checks": False, "cores": 1}
+QUICK = shmc.Schedule(start=60, every=30, stop=120)
+
+
+def run(model, *, tune=400, draws=1000, chains=2, seed=1, **step_kwargs):
+    with model:
+        step = shmc.SurrogateHMC(surrogate="logp", **step_kwargs)
+        idata = pm.sample(
+            step=step, tune=tune, draws=draws, chains=chains, random_seed=seed, **SAMPLE
+        )
+    return idata, step
+
+
+def assert_delayed_acceptance_draws(idata):
+    assert np.all(sample_stat(idata, "phase") == 1), "the draws are not from the surrogate"
+    np.testing.assert_array_equal(sample_stat(idata, "n_exact_grad"), 0)
+    n_logp = sample_stat(idata, "n_exact_logp")
+    assert np.all((n_logp == 0) | (n_logp == 1)), "more than one exact logp in a draw"
+    second_stage = sample_stat(idata, "second_stage_acceptance")
+    assert np.all((second_stage >= 0) & (second_stage <= 1))
+    assert np.all(sample_stat(idata, "tree_depth") >= 1)
+
+
+@pytest.mark.parametrize(
+    "make_model",
+    [models.conjugate_regression, models.banana, models.skewed_gamma],
+    ids=["correlated", "banana", "skewed"],
+)
+def test_nuts_on_the_surrogate_is_exact(make_model):
+    model, names, mean, variance = make_model()
+    idata, _ = run(model)
+    assert_delayed_acceptance_draws(idata)
+    assert sample_stat(idata, "second_stage_acceptance").mean() > 0.8
+    assert_moments(posterior_array(idata, names), mean, variance)
+
+
+@pytest.mark.parametrize(
+    "make_model",
+    [models.ill_conditioned_gaussian, models.banana],
+    ids=["ill-conditioned", "banana"],
+)
+def test_static_trajectories_on_the_logp_surrogate_are_exact(make_model):
+    model, names, mean, variance = make_model()
+    idata, step = run(model, trajectory="static")
+    assert step.trajectory == "static"
+    assert np.all(sample_stat(idata, "phase") == 1)
+    np.testing.assert_array_equal(sample_stat(idata, "n_exact_logp"), 1)
+    assert np.all(np.isnan(sample_stat(idata, "second_stage_acceptance")))
+    assert_moments(posterior_array(idata, names), mean, variance)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("make_model", "trajectory"),
+    [
+        (lambda: models.ill_conditioned_gaussian(dim=20), "nuts"),
+        (lambda: models.banana(b=1.0, sigma=0.3), "nuts"),
+        (lambda: models.skewed_gamma(shape=1.5), "nuts"),
+        (models.conjugate_regression, "static"),
+    ],
+    ids=["ill-conditioned-20d", "strong-banana", "strongly-skewed", "correlated-static"],
+)
+def test_logp_surrogate_long(make_model, trajectory):
+    model, names, mean, variance = make_model()
+    idata, _ = run(model, tune=1000, draws=5000, chains=4, trajectory=trajectory)
+    assert np.all(sample_stat(idata, "phase") == 1)
+    assert_moments(posterior_array(idata, names), mean, variance, z_max=4.0)
+
+
+def test_badly_trained_logp_surrogate_is_still_exact():
+    """A network trained for a few steps, forced in: the second stage rejects, the answer holds.
+
+    The core test ``test_biased_surrogate_is_visibly_wrong_without_the_second_stage`` is the
+    negative control: the same kind of surrogate without the correction fails this z-test.
+    """
+    model, names, mean, variance = models.conjugate_regression()
+    idata, step = run(
+        model,
+        draws=2000,
+        training=shmc.TrainingConfig(max_steps=20, eval_every=10, learning_rate=1e-4),
+        switch_test=shmc.SwitchTest(max_validation_error=np.inf, min_acceptance_ratio=0.0),
+    )
+    assert_delayed_acceptance_draws(idata)
+    assert step.training_history[-1]["validation_error"] > 0.5, "the surrogate was not bad"
+    assert sample_stat(idata, "second_stage_acceptance").mean() < 0.8, "nothing was corrected"
+    assert_moments(posterior_array(idata, names), mean, variance)
+
+
+def test_exact_logp_evaluations_are_at_most_one_per_draw_and_none_without_a_move():
+    model, names, *_ = models.conjugate_regression()
+    idata, _ = run(model, tune=200, draws=500, schedule=QUICK)
+    assert_delayed_acceptance_draws(idata)
+    draws = posterior_array(idata, names)
+    moved = np.any(draws[:, 1:] != draws[:, :-1], axis=-1)
+    n_logp = sample_stat(idata, "n_exact_logp")[:, 1:]
+    # A draw that moved paid its one exact logp; one that NUTS left in place paid none
+    # unless the exact correction rejected NUTS's proposal.
+    assert np.all(n_logp[moved] == 1)
+    assert n_logp.mean() <= 1
+
+
+def warmup_exact_gradients(idata) -> int:
+    return int(np.asarray(idata["warmup_sample_stats"]["n_exact_grad"]).sum())
+
+
+def test_save_and_reuse_skips_most_of_the_exact_phase(tmp_path):
+    model, names, mean, variance = models.conjugate_regression()
+    path = tmp_path / "regression"
+    first, step = run(model, tune=400, draws=200, seed=2, save_to=path, discard_tuned_samples=False)
+    saved = shmc.TrainedSurrogate.load(path)
+    assert saved.kind == "logp" and saved.variables == (("beta", (3,)),)
+    for a, b in zip(saved.arrays, step.trained_surrogate.arrays, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    with model:
+        step = shmc.SurrogateHMC(surrogate=path.with_suffix(".npz"))
+        second = pm.sample(
+            step=step, tune=400, draws=1000, chains=2, random_seed=3,
+            discard_tuned_samples=False, **SAMPLE,
+        )  # fmt: skip
+    given, *_ = step.training_history
+    assert given["given"] and given["switched"]
+    assert given["iteration"] == shmc.Schedule().plan(400).collect_from
+    assert_delayed_acceptance_draws(second)
+    assert warmup_exact_gradients(second) < 0.5 * warmup_exact_gradients(first)
+    assert_moments(posterior_array(second, names), mean, variance)
+
+
+def test_a_surrogate_for_other_variables_is_refused():
+    model, *_ = models.conjugate_regression()
+    _, step = run(model, tune=200, draws=10, chains=1, schedule=QUICK)
+    trained = step.trained_surrogate
+    banana, *_ = models.banana()
+    with banana, pytest.raises(ValueError, match=r"trained on the variables \[beta \(3,\)\]"):
+        shmc.SurrogateHMC(surrogate=trained)
+    with model, pytest.raises(ValueError, match="no energy"):
+        shmc.SurrogateHMC(
+            surrogate=shmc.TrainedSurrogate(
+                kind="gradient", variables=trained.variables, network=trained.network,
+                arrays=trained.arrays, exact_prior=True, step_size=0.1, inverse_mass=np.ones(3),
+            ),
+            trajectory="nuts",
+        )  # fmt: skip
+
+
+def test_a_surrogate_of_other_data_fails_its_pilot_and_a_new_one_is_trained():
+    model, *_ = models.conjugate_regression(seed=0)
+    _, step = run(model, tune=200, draws=10, chains=1, schedule=QUICK)
+    other, names, mean, variance = models.conjugate_regression(seed=1, n=400)
+    with other:
+        step = shmc.SurrogateHMC(surrogate=step.trained_surrogate, schedule=QUICK)
+        with pytest.warns(shmc.SurrogateWarning, match="failed its pilot"):
+            idata = pm.sample(step=step, tune=300, draws=500, chains=1, random_seed=4, **SAMPLE)
+    given, *retrained = step.training_history
+    assert given["given"] and not given["switched"]
+    assert retrained[-1]["switched"]
+    assert np.all(sample_stat(idata, "phase") == 1)
+
+
+def test_a_cheap_model_gets_one_cost_warning_and_keeps_sampling():
+    model, names, mean, variance = models.conjugate_regression()
+    with model:
+        step = shmc.SurrogateHMC(surrogate="logp", schedule=QUICK)
+        with pytest.warns(shmc.SurrogateCostWarning, match="too cheap") as record:
+            idata = pm.sample(step=step, tune=200, draws=300, chains=2, random_seed=5, **SAMPLE)
+    assert len([w for w in record if w.category is shmc.SurrogateCostWarning]) == 1
+    assert "ms per evaluation" in str(record[0].message)
+    assert np.all(sample_stat(idata, "phase") == 1)
+
+
+def test_sampling_state_round_trip_reproduces_a_nuts_surrogate_step():
+    model, *_ = models.conjugate_regression()
+    with model:
+        step = shmc.SurrogateHMC(surrogate="logp", schedule=QUICK)
+    rng = np.random.default_rng(0)
+    if int(pm.__version__.split(".")[0]) >= 6:
+        step.setup_chain(rng, 200, 10)
+    else:
+        step.set_rng(rng)
+    point = model.initial_point()
+    for _ in range(160):
+        point, stats = step.step(point)
+    assert stats[0]["phase"] == 1, "the chain should be in the surrogate phase by now"
+    state = step.sampling_state
+    after, after_stats = step.step(point)
+    step.sampling_state = state
+    again, again_stats = step.step(point)
+    np.testing.assert_array_equal(after["beta"], again["beta"])
+    assert after_stats[0]["second_stage_acceptance"] == again_stats[0]["second_stage_acceptance"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"surrogate": 3}, TypeError, "surrogate must be"),
+        ({"surrogate": "missing/file.npz"}, ValueError, "No saved surrogate"),
+        ({"surrogate": "logp", "n_steps": 5}, ValueError, "NUTS chooses its own"),
+        ({"surrogate": "logp", "save_to": 1}, TypeError, "save_to must be a path"),
+    ],
+)
+def test_invalid_logp_options_are_clear_errors(kwargs, error, match):
+    model, *_ = models.conjugate_regression()
+    with model, pytest.raises(error, match=match):
+        shmc.SurrogateHMC(**kwargs)
