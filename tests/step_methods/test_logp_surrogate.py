@@ -12,12 +12,13 @@ SAMPLE = {"progressbar": False, "compute_convergence_checks": False, "cores": 1}
 QUICK = shmc.Schedule(start=60, every=30, stop=120)
 
 
-def run(model, *, tune=400, draws=1000, chains=2, seed=1, **step_kwargs):
+def run(model, *, tune=400, draws=1000, chains=2, seed=1, keep_warmup=False, **step_kwargs):
     with model:
         step = shmc.SurrogateHMC(surrogate="logp", **step_kwargs)
         idata = pm.sample(
-            step=step, tune=tune, draws=draws, chains=chains, random_seed=seed, **SAMPLE
-        )
+            step=step, tune=tune, draws=draws, chains=chains, random_seed=seed,
+            discard_tuned_samples=not keep_warmup, **SAMPLE,
+        )  # fmt: skip
     return idata, step
 
 
@@ -116,7 +117,7 @@ def warmup_exact_gradients(idata) -> int:
 def test_save_and_reuse_skips_most_of_the_exact_phase(tmp_path):
     model, names, mean, variance = models.conjugate_regression()
     path = tmp_path / "regression"
-    first, step = run(model, tune=400, draws=200, seed=2, save_to=path, discard_tuned_samples=False)
+    first, step = run(model, tune=400, draws=200, seed=2, save_to=path, keep_warmup=True)
     saved = shmc.TrainedSurrogate.load(path)
     assert saved.kind == "logp" and saved.variables == (("beta", (3,)),)
     for a, b in zip(saved.arrays, step.trained_surrogate.arrays, strict=True):
@@ -165,10 +166,11 @@ def test_a_surrogate_of_other_data_fails_its_pilot_and_a_new_one_is_trained():
     assert given["given"] and not given["switched"]
     assert retrained[-1]["switched"]
     assert np.all(sample_stat(idata, "phase") == 1)
+    assert_moments(posterior_array(idata, names), mean, variance)
 
 
 def test_a_cheap_model_gets_one_cost_warning_and_keeps_sampling():
-    model, names, mean, variance = models.conjugate_regression()
+    model, *_ = models.conjugate_regression()
     with model:
         step = shmc.SurrogateHMC(surrogate="logp", schedule=QUICK)
         with pytest.warns(shmc.SurrogateCostWarning, match="too cheap") as record:
