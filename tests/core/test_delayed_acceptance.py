@@ -29,7 +29,7 @@ def run_chains(n_draws, *, corrected, chains=4, seed=0):
     draws, infos = np.empty((chains, n_draws, 2)), []
     for chain in range(chains):
         position = rng.normal(size=2)
-        state = DAState(position, exact_logdensity(position), nuts.init(position))
+        state = DAState.start(position, exact_logdensity(position), nuts)
         for i in range(n_draws):
             if corrected:
                 state, info = delayed_acceptance_transition(
@@ -38,8 +38,10 @@ def run_chains(n_draws, *, corrected, chains=4, seed=0):
                 )  # fmt: skip
                 infos.append(info)
             else:
-                surrogate, _ = nuts.step(int(rng.integers(2**31)), state.surrogate, 0.6, np.ones(2))
-                state = DAState(np.asarray(surrogate.position), np.nan, surrogate)
+                surrogate, info = nuts.step(
+                    int(rng.integers(2**31)), state.surrogate, 0.6, np.ones(2)
+                )
+                state = state._replace(position=info.position, surrogate=surrogate)
             draws[chain, i] = state.position
     return draws, infos
 
@@ -71,7 +73,7 @@ def test_no_exact_evaluation_when_nuts_stays_put():
         calls.append(q)
         return exact_logdensity(q)
 
-    state = DAState(np.zeros(2), exact_logdensity(np.zeros(2)), nuts.init(np.zeros(2)))
+    state = DAState.start(np.zeros(2), exact_logdensity(np.zeros(2)), nuts)
     state, info = delayed_acceptance_transition(
         np.random.default_rng(1), state, logdensity_fn=counted, nuts=nuts, step_size=1.0,
         inverse_mass=np.ones(2),
@@ -84,7 +86,7 @@ def test_no_exact_evaluation_when_nuts_stays_put():
 @pytest.mark.parametrize("bad", [np.nan, -np.inf])
 def test_non_finite_exact_log_density_is_rejected(bad):
     nuts = surrogate_nuts(BiasedGaussian())
-    state = DAState(np.zeros(2), exact_logdensity(np.zeros(2)), nuts.init(np.zeros(2)))
+    state = DAState.start(np.zeros(2), exact_logdensity(np.zeros(2)), nuts)
     for seed in range(5):
         new, info = delayed_acceptance_transition(
             np.random.default_rng(seed), state, logdensity_fn=lambda q: bad, nuts=nuts,

@@ -12,17 +12,26 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from surrogate_hmc.core.surrogate import SurrogateNUTS
-from surrogate_hmc.core.transition import kinetic_energy
 
 __all__ = ["DAInfo", "DAState", "delayed_acceptance_transition"]
 
 
 class DAState(NamedTuple):
-    """Where the chain is: position, its exact log-density, and the surrogate NUTS state there."""
+    """Where the chain is: position, its exact log-density, and the surrogate NUTS state there.
+
+    Build one with :meth:`start`.
+    """
 
     position: np.ndarray
     logdensity: float
     surrogate: Any
+    surrogate_logdensity: float
+
+    @classmethod
+    def start(cls, position: np.ndarray, logdensity: float, nuts: SurrogateNUTS) -> "DAState":
+        """The state at ``position``, whose exact log-density is ``logdensity``."""
+        surrogate = nuts.init(position)
+        return cls(np.asarray(position), logdensity, surrogate, float(surrogate.logdensity))
 
 
 class DAInfo(NamedTuple):
@@ -64,7 +73,7 @@ def delayed_acceptance_transition(
         Seeds NUTS and draws the correction's uniform.
     state
         Current position, its exact log-density and the surrogate state there
-        (``nuts.init(position)``).
+        (:meth:`DAState.start`).
     logdensity_fn
         The exact log-density (no gradient needed); called at most once.
     nuts
@@ -89,7 +98,7 @@ def delayed_acceptance_transition(
     ...         return -0.25 * q @ q
     >>> nuts = surrogate_nuts(Wide())
     >>> exact = lambda q: -0.5 * float(q @ q)
-    >>> state = DAState(np.zeros(2), 0.0, nuts.init(np.zeros(2)))
+    >>> state = DAState.start(np.zeros(2), 0.0, nuts)
     >>> state, info = delayed_acceptance_transition(
     ...     np.random.default_rng(0), state, logdensity_fn=exact, nuts=nuts,
     ...     step_size=0.5, inverse_mass=np.ones(2),
@@ -99,9 +108,8 @@ def delayed_acceptance_transition(
     """
     seed = int(rng.integers(2**32, dtype=np.uint64))
     surrogate, nuts_info = nuts.step(seed, state.surrogate, step_size, inverse_mass)
-    position = np.asarray(surrogate.position)
-    initial_kinetic = kinetic_energy(np.asarray(nuts_info.momentum), inverse_mass)
-    initial_energy = initial_kinetic - state.logdensity
+    position, surrogate_logdensity = nuts_info.position, nuts_info.logdensity
+    initial_energy = nuts_info.initial_kinetic_energy - state.logdensity
     log_uniform = np.log(rng.uniform())
 
     n_exact_logp, second_stage, is_accepted = 0, 1.0, False
@@ -111,29 +119,27 @@ def delayed_acceptance_transition(
     else:
         n_exact_logp = 1
         exact = float(logdensity_fn(position))
-        surrogate_change = float(surrogate.logdensity) - float(state.surrogate.logdensity)
-        log_ratio = exact - state.logdensity - surrogate_change
+        log_ratio = exact - state.logdensity - (surrogate_logdensity - state.surrogate_logdensity)
         if not np.isfinite(log_ratio):
             log_ratio = -np.inf
         second_stage = float(np.exp(min(0.0, log_ratio)))
         is_accepted = bool(log_uniform < log_ratio)
         if is_accepted:
-            new_state = DAState(position, exact, surrogate)
+            new_state = DAState(position, exact, surrogate, surrogate_logdensity)
             # NUTS's energy of the chosen point, with the exact potential in place of s.
-            energy = float(nuts_info.energy) + float(surrogate.logdensity) - exact
+            energy = nuts_info.energy + surrogate_logdensity - exact
         else:
             new_state, energy = state, initial_energy
 
-    tree_depth = int(nuts_info.num_trajectory_expansions)
-    diverging = bool(nuts_info.is_divergent)
+    tree_depth, diverging = nuts_info.tree_depth, nuts_info.is_divergent
     return new_state, DAInfo(
-        acceptance_rate=float(nuts_info.acceptance_rate),
+        acceptance_rate=nuts_info.acceptance_rate,
         second_stage_acceptance=second_stage,
         is_accepted=is_accepted,
         diverging=diverging,
         energy=energy,
         energy_error=energy - initial_energy,
-        n_steps=int(nuts_info.num_integration_steps),
+        n_steps=nuts_info.n_steps,
         tree_depth=tree_depth,
         reached_max_treedepth=bool(
             tree_depth >= max_tree_depth and not diverging and not nuts_info.is_turning

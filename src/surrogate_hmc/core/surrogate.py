@@ -16,6 +16,7 @@ __all__ = [
     "GradientOf",
     "GradientSurrogate",
     "LogDensitySurrogate",
+    "NUTSStepInfo",
     "SurrogateNUTS",
     "TrajectoryFn",
     "surrogate_nuts",
@@ -110,9 +111,44 @@ class GradientOf(eqx.Module):
         return jax.grad(self.logdensity)(position)
 
 
+class _Structure:
+    """A module without its arrays, hashed once.
+
+    ``jax.jit`` hashes static arguments and flattens pytree arguments on every call; a module
+    passed as a flat list of arrays plus this static structure costs neither.
+    """
+
+    __slots__ = ("_hash", "static", "treedef")
+
+    def __init__(self, treedef, static) -> None:
+        self.treedef, self.static = treedef, static
+        self._hash = hash((treedef, static))
+
+    @classmethod
+    def split(cls, module: eqx.Module) -> tuple["_Structure", list[jax.Array]]:
+        """The structure of ``module`` and its arrays."""
+        params, static = eqx.partition(module, eqx.is_array)
+        leaves, treedef = jax.tree.flatten(params)
+        return cls(treedef, static), leaves
+
+    def rebuild(self, leaves):
+        """The module, with ``leaves`` as its arrays."""
+        return eqx.combine(jax.tree.unflatten(self.treedef, leaves), self.static)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, _Structure):
+            return False
+        return self.static is other.static or (
+            self.treedef == other.treedef and self.static == other.static
+        )
+
+
 @functools.partial(jax.jit, static_argnums=0)
-def _trajectory(static, params, position, momentum, step_size, inverse_mass, n_steps):
-    force_fn = eqx.combine(params, static)
+def _trajectory(structure, leaves, position, momentum, step_size, inverse_mass, n_steps):
+    force_fn = structure.rebuild(leaves)
     return leapfrog(force_fn, position, momentum, step_size, inverse_mass, n_steps)
 
 
@@ -146,24 +182,50 @@ def surrogate_trajectory(force_fn: eqx.Module) -> TrajectoryFn:
     >>> q.shape
     (2,)
     """
-    params, static = eqx.partition(force_fn, eqx.is_array)
+    structure, leaves = _Structure.split(force_fn)
 
     def trajectory(position, momentum, step_size, inverse_mass, n_steps):
-        return _trajectory(static, params, position, momentum, step_size, inverse_mass, n_steps)
+        return _trajectory(structure, leaves, position, momentum, step_size, inverse_mass, n_steps)
 
     return trajectory
+
+
+class NUTSStepInfo(NamedTuple):
+    """A surrogate NUTS step on the host: the new position and the tree's diagnostics."""
+
+    position: np.ndarray
+    logdensity: float
+    acceptance_rate: float
+    is_divergent: bool
+    is_turning: bool
+    energy: float
+    initial_kinetic_energy: float
+    tree_depth: int
+    n_steps: int
+
+    @classmethod
+    def unpack(cls, packed: np.ndarray) -> "NUTSStepInfo":
+        """Read the vector built by the compiled step (one device-to-host transfer)."""
+        position, (logdensity, accept, divergent, turning, energy, kinetic, depth, n) = (
+            packed[:-8],
+            packed[-8:].tolist(),
+        )
+        return cls(
+            position, logdensity, accept, bool(divergent), bool(turning), energy, kinetic,
+            int(depth), int(n),
+        )  # fmt: skip
 
 
 class SurrogateNUTS(NamedTuple):
     """NUTS on a surrogate log-density, compiled: ``init`` a state, then ``step`` it.
 
     ``init(position)`` returns BlackJAX's ``HMCState`` (position, surrogate log-density and its
-    gradient). ``step(seed, state, step_size, inverse_mass)`` returns the next state and
-    BlackJAX's ``NUTSInfo``; ``seed`` is an integer, so a NumPy generator can drive the chain.
+    gradient). ``step(seed, state, step_size, inverse_mass)`` returns the next state and a
+    :class:`NUTSStepInfo`; ``seed`` is an integer, so a NumPy generator can drive the chain.
     """
 
     init: Callable[[Any], Any]
-    step: Callable[..., tuple[Any, Any]]
+    step: Callable[..., tuple[Any, NUTSStepInfo]]
 
 
 # BlackJAX is imported where it is used: importing it runs JAX computations, and a process that
@@ -171,19 +233,31 @@ class SurrogateNUTS(NamedTuple):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _nuts_init(static, params, position):
+def _nuts_init(structure, leaves, position):
     import blackjax
 
-    return blackjax.nuts.init(position, eqx.combine(params, static))
+    return blackjax.nuts.init(position, structure.rebuild(leaves))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _nuts_step(static, max_doublings, max_energy_error, params, seed, state, step_size, inv_mass):
+def _nuts_step(structure, max_depth, max_energy_error, leaves, seed, state, step_size, inv_mass):
     import blackjax
 
     kernel = blackjax.nuts.build_kernel(divergence_threshold=max_energy_error)
-    key = jax.random.key(seed)
-    return kernel(key, state, eqx.combine(params, static), step_size, inv_mass, max_doublings)
+    logdensity = structure.rebuild(leaves)
+    state, info = kernel(jax.random.key(seed), state, logdensity, step_size, inv_mass, max_depth)
+    scalars = [
+        state.logdensity,
+        info.acceptance_rate,
+        info.is_divergent,
+        info.is_turning,
+        info.energy,
+        0.5 * jnp.sum(inv_mass * info.momentum**2),
+        info.num_trajectory_expansions,
+        info.num_integration_steps,
+    ]
+    packed = jnp.concatenate([state.position, jnp.stack(scalars).astype(state.position.dtype)])
+    return state, packed
 
 
 def surrogate_nuts(
@@ -214,19 +288,20 @@ def surrogate_nuts(
     >>> nuts = surrogate_nuts(Gaussian())
     >>> state = nuts.init(jnp.zeros(3))
     >>> state, info = nuts.step(0, state, 0.5, jnp.ones(3))
-    >>> state.position.shape, int(info.num_trajectory_expansions) >= 1
+    >>> info.position.shape, info.tree_depth >= 1
     ((3,), True)
     """
-    params, static = eqx.partition(logdensity, eqx.is_array)
+    structure, leaves = _Structure.split(logdensity)
     max_energy_error = float(max_energy_error)
 
     def init(position):
-        return _nuts_init(static, params, jnp.asarray(position, dtype=jnp.float64))
+        return _nuts_init(structure, leaves, jnp.asarray(position, dtype=jnp.float64))
 
     def step(seed, state, step_size, inverse_mass):
-        return _nuts_step(
-            static, int(max_tree_depth), max_energy_error, params, np.uint32(seed), state,
+        state, packed = _nuts_step(
+            structure, int(max_tree_depth), max_energy_error, leaves, np.uint32(seed), state,
             np.float64(step_size), inverse_mass,
         )  # fmt: skip
+        return state, NUTSStepInfo.unpack(np.asarray(packed))
 
     return SurrogateNUTS(init, step)

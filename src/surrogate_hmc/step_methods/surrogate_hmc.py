@@ -566,17 +566,17 @@ class SurrogateHMC(NUTS):
     def _nuts_transition(self, current: HMCState, step_size: float, inverse_mass: np.ndarray):
         nuts = self._compiled_kernel()
         if self._nuts_state is None:
-            self._nuts_state = nuts.init(current.position)
+            self._nuts_state = DAState.start(current.position, current.logdensity, nuts)
         new, info = delayed_acceptance_transition(
             self.rng,
-            DAState(current.position, current.logdensity, self._nuts_state),
+            self._nuts_state,
             logdensity_fn=self._exact_logp,
             nuts=nuts,
             step_size=step_size,
             inverse_mass=inverse_mass,
             max_tree_depth=self.max_treedepth,
         )
-        self._nuts_state = new.surrogate
+        self._nuts_state = new
         return HMCState(new.position, new.logdensity), {
             "acceptance_rate": info.acceptance_rate,
             "second_stage_acceptance": info.second_stage_acceptance,
