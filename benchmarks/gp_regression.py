@@ -6,14 +6,24 @@ and one lengthscale per feature (ARD), on simulated data (4 features, fixed nump
     ls[i] ~ Gamma(2, 1),  eta ~ HalfNormal(2),  sigma ~ HalfNormal(1),
     y ~ N(0, eta^2 K_Matern32(X; ls) + sigma^2 I).
 
-Both samplers run in the same process with the same seed, and each whole ``pm.sample`` call is
-timed (compilation included), with BLAS limited to one thread (``--blas-threads``). Exact
-evaluations are counted over tuning and draws:
+All samplers run in the same process with the same seed, and each whole ``pm.sample`` call is
+timed (compilation included), with BLAS limited to one thread (``--blas-threads``):
+
+- ``nuts``: PyMC's NUTS;
+- ``gradient``: ``SurrogateHMC()``, a gradient surrogate with static trajectories (NNgHMC);
+- ``logp``: ``SurrogateHMC(surrogate="logp", trajectory="nuts")``, NUTS on a log-likelihood
+  surrogate with a delayed-acceptance exact correction.
+
+Exact evaluations are counted over tuning and draws:
 
 - NUTS: gradient evaluations = sum of ``n_steps`` (leapfrog steps) + 1 per iteration, for the
   logp and gradient PyMC's ``BaseHMC`` evaluates at the start of each trajectory.
 - SurrogateHMC: sums of its ``n_exact_grad`` and ``n_exact_logp`` stats (the start-of-trajectory
   gradient is already included in ``n_exact_grad``).
+
+The ``logp`` sampler is checked against the targets of issue 3 (>= 8x NUTS's ESS/s,
+second-stage acceptance >= 0.9, posterior means within 3 MCSE of NUTS, a surrogate-phase draw
+costing at most 1.5 exact logp evaluations).
 
 Reproduce with ``nox -s benchmark`` (which runs ``python benchmarks/gp_regression.py``), or
 ``python benchmarks/gp_regression.py --quick`` for a smoke run (n=100, tune=300, draws=200).
@@ -36,6 +46,11 @@ TRUE_ETA = 1.0
 TRUE_SIGMA = 0.3
 TIMING_CALLS = 200
 STATS_GROUPS = ("warmup_sample_stats", "sample_stats")
+SAMPLERS = {
+    "nuts": ("PyMC NUTS", None),
+    "gradient": ("SurrogateHMC gradient/static", {}),
+    "logp": ("SurrogateHMC logp/NUTS", {"surrogate": "logp", "trajectory": "nuts"}),
+}
 
 
 def parse_args() -> argparse.Namespace:
@@ -50,11 +65,19 @@ def parse_args() -> argparse.Namespace:
         "--blas-threads", type=int, default=1, help="BLAS threads per process (0: no limit)"
     )
     parser.add_argument(
+        "--samplers", nargs="+", choices=list(SAMPLERS), default=list(SAMPLERS),
+        help="samplers to compare (NUTS always runs: it is the reference)",
+    )  # fmt: skip
+    parser.add_argument(
         "--quick", action="store_true", help="smoke run: n=100, tune=300, draws=200"
     )
     args = parser.parse_args()
     if args.quick:
         args.n, args.tune, args.draws = 100, 300, 200
+    args.samplers = [
+        "nuts",
+        *(name for name in SAMPLERS if name in args.samplers and name != "nuts"),
+    ]
     return args
 
 
@@ -84,7 +107,7 @@ def build_model(X: np.ndarray, y: np.ndarray) -> pm.Model:
     return model
 
 
-def timed_sample(model: pm.Model, args: argparse.Namespace, surrogate: bool):
+def timed_sample(model: pm.Model, args: argparse.Namespace, step_kwargs: dict | None):
     kwargs = {
         "tune": args.tune,
         "draws": args.draws,
@@ -97,8 +120,8 @@ def timed_sample(model: pm.Model, args: argparse.Namespace, surrogate: bool):
     }
     with model:
         start = time.perf_counter()
-        if surrogate:
-            idata = pm.sample(step=shmc.SurrogateHMC(), **kwargs)
+        if step_kwargs is not None:
+            idata = pm.sample(step=shmc.SurrogateHMC(**step_kwargs), **kwargs)
         else:
             idata = pm.sample(nuts_sampler="pymc", **kwargs)
         return idata, time.perf_counter() - start
@@ -162,6 +185,9 @@ def summarize(idata, wall_time: float, surrogate: bool) -> dict:
         surrogate_times = stats["perf_counter_diff"].values[phase == 1]
         summary["draw_time"] = float(surrogate_times.mean()) if surrogate_times.size else np.nan
         summary["switch_iterations"] = switch_iterations(idata)
+        second_stage = stats["second_stage_acceptance"].values[phase == 1]
+        second_stage = second_stage[np.isfinite(second_stage)]
+        summary["second_stage"] = float(second_stage.mean()) if second_stage.size else np.nan
     else:
         summary["grad_evals"] = int(stat_total(idata, "n_steps")) + iterations(idata)
         summary["logp_evals"] = 0
@@ -199,33 +225,39 @@ def row(label: str, values) -> str:
     return f"| {label} | " + " | ".join(values) + " |"
 
 
-def sampler_table(nuts: dict, surrogate: dict) -> list[str]:
-    pair = (nuts, surrogate)
+def sampler_table(summaries: dict[str, dict]) -> list[str]:
+    runs = list(summaries.values())
+    nuts = summaries["nuts"]
+
+    def line(label, fmt, key=None):
+        return row(label, [fmt(s) if key is None or key in s else "-" for s in runs])
+
     lines = [
-        "| | PyMC NUTS | SurrogateHMC |",
-        "|---|---:|---:|",
-        row("wall time (s)", [f"{s['wall_time']:.1f}" for s in pair]),
-        row("min bulk ESS", [f"{s['min_bulk_ess']:.0f}" for s in pair]),
-        row("min tail ESS", [f"{s['min_tail_ess']:.0f}" for s in pair]),
-        row("ESS/s (min bulk)", [f"{s['ess_per_s']:.2f}" for s in pair]),
-        row("ESS/s ratio to NUTS", [f"{s['ess_per_s'] / nuts['ess_per_s']:.2f}" for s in pair]),
-        row("exact gradient evals", [f"{s['grad_evals']:,}" for s in pair]),
-        row("exact logp evals", [f"{s['logp_evals']:,}" for s in pair]),
-        row("mean acceptance", [f"{s['acceptance']:.3f}" for s in pair]),
-        row("mean time per draw (ms)", [f"{1e3 * s['draw_time']:.2f}" for s in pair]),
-        row("time in steps, tuning (s)", [f"{s['tune_step_time']:.1f}" for s in pair]),
-        row("time in steps, draws (s)", [f"{s['draw_step_time']:.1f}" for s in pair]),
+        "| | " + " | ".join(SAMPLERS[name][0] for name in summaries) + " |",
+        "|---|" + "---:|" * len(runs),
+        line("wall time (s)", lambda s: f"{s['wall_time']:.1f}"),
+        line("min bulk ESS", lambda s: f"{s['min_bulk_ess']:.0f}"),
+        line("min tail ESS", lambda s: f"{s['min_tail_ess']:.0f}"),
+        line("ESS/s (min bulk)", lambda s: f"{s['ess_per_s']:.2f}"),
+        line("ESS/s ratio to NUTS", lambda s: f"{s['ess_per_s'] / nuts['ess_per_s']:.2f}"),
+        line("exact gradient evals", lambda s: f"{s['grad_evals']:,}"),
+        line("exact logp evals", lambda s: f"{s['logp_evals']:,}"),
+        line("mean acceptance", lambda s: f"{s['acceptance']:.3f}"),
+        line("second-stage acceptance", lambda s: f"{s['second_stage']:.3f}", "second_stage"),
+        line("mean time per draw (ms)", lambda s: f"{1e3 * s['draw_time']:.2f}"),
+        line("time in steps, tuning (s)", lambda s: f"{s['tune_step_time']:.1f}"),
+        line("time in steps, draws (s)", lambda s: f"{s['draw_step_time']:.1f}"),
     ]
     lines += [
-        row(f"mean {name}", [f"{s['means'][name]:.4f}" for s in pair]) for name in nuts["means"]
+        line(f"mean {name}", lambda s, n=name: f"{s['means'][n]:.4f}") for name in nuts["means"]
     ]
     return lines
 
 
-def parameter_table(nuts: dict, surrogate: dict) -> tuple[list[str], float]:
+def parameter_table(nuts: dict, surrogate: dict, label: str) -> tuple[list[str], float]:
     lines = [
-        "| parameter | mean NUTS | mean SurrogateHMC | MCSE NUTS | MCSE SurrogateHMC "
-        "| bulk ESS NUTS | bulk ESS SurrogateHMC | \\|diff\\| / MCSE |",
+        f"| parameter | mean NUTS | mean {label} | MCSE NUTS | MCSE {label} "
+        f"| bulk ESS NUTS | bulk ESS {label} | \\|diff\\| / MCSE |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     largest = 0.0
@@ -241,9 +273,27 @@ def parameter_table(nuts: dict, surrogate: dict) -> tuple[list[str], float]:
     return lines, largest
 
 
-def report(args, nuts: dict, surrogate: dict, costs: dict[str, float]) -> str:
-    params, largest = parameter_table(nuts, surrogate)
-    surrogate_ms = 1e3 * surrogate["draw_time"]
+def logp_criteria(nuts: dict, logp: dict, largest: float, costs: dict[str, float]) -> list[str]:
+    speedup = logp["ess_per_s"] / nuts["ess_per_s"]
+    draw_in_logp = logp["draw_time"] / costs["logp"]
+    checks = [
+        (f"ESS/s >= 8x NUTS: {speedup:.2f}x", speedup >= 8),
+        (
+            f"second-stage acceptance >= 0.9: {logp['second_stage']:.3f}",
+            logp["second_stage"] >= 0.9,
+        ),
+        (f"posterior means within 3 MCSE of NUTS: max {largest:.2f}", largest <= 3),
+        (
+            f"surrogate-phase draw <= 1.5 exact logp: {1e3 * logp['draw_time']:.3f} ms "
+            f"= {draw_in_logp:.2f} x {1e3 * costs['logp']:.3f} ms",
+            draw_in_logp <= 1.5,
+        ),
+    ]
+    return [f"- [{'x' if passed else ' '}] {text}" for text, passed in checks]
+
+
+def report(args, summaries: dict[str, dict], costs: dict[str, float]) -> str:
+    nuts = summaries["nuts"]
     logp_ms, grad_ms = 1e3 * costs["logp"], 1e3 * costs["logp_dlogp"]
     lines = [
         f"## GP regression (Matern 3/2, ARD): n={args.n}, {N_FEATURES} features, "
@@ -251,20 +301,32 @@ def report(args, nuts: dict, surrogate: dict, costs: dict[str, float]) -> str:
         f"seed={args.seed}, BLAS threads={args.blas_threads or 'all'}, "
         f"PyMC {pm.__version__}, ArviZ {az.__version__}",
         "",
-        *sampler_table(nuts, surrogate),
+        *sampler_table(summaries),
         "",
-        *params,
-        "",
-        f"- max mean difference in MCSE units: {largest:.2f}",
         f"- one exact logp: {logp_ms:.3f} ms; one exact logp + gradient: {grad_ms:.3f} ms "
         f"(ratio {costs['logp_dlogp'] / costs['logp']:.2f})",
-        f"- SurrogateHMC surrogate-phase draws: {surrogate_ms:.3f} ms each "
-        f"= {surrogate_ms / logp_ms:.2f} exact logp, {surrogate_ms / grad_ms:.2f} exact logp+grad",
-        f"- SurrogateHMC fraction of draws in the surrogate phase: "
-        f"{surrogate['surrogate_fraction']:.3f}; first surrogate tuning iteration per chain: "
-        f"{surrogate['switch_iterations']}",
         "- NUTS gradient evals = sum of n_steps + 1 per iteration (start point), tuning included",
     ]
+    for name, summary in summaries.items():
+        if name == "nuts":
+            continue
+        label = SAMPLERS[name][0]
+        params, largest = parameter_table(nuts, summary, label)
+        draw_ms = 1e3 * summary["draw_time"]
+        lines += [
+            "",
+            f"### {label}",
+            "",
+            *params,
+            "",
+            f"- max mean difference in MCSE units: {largest:.2f}",
+            f"- surrogate-phase draws: {draw_ms:.3f} ms each = {draw_ms / logp_ms:.2f} exact "
+            f"logp, {draw_ms / grad_ms:.2f} exact logp+grad",
+            f"- fraction of draws in the surrogate phase: {summary['surrogate_fraction']:.3f}; "
+            f"first surrogate tuning iteration per chain: {summary['switch_iterations']}",
+        ]
+        if name == "logp":
+            lines += ["", "Targets (issue 3):", *logp_criteria(nuts, summary, largest, costs)]
     return "\n".join(lines)
 
 
@@ -272,11 +334,14 @@ def main() -> None:
     args = parse_args()
     X, y = simulate(args.n)
     model = build_model(X, y)
+    summaries = {}
     with threadpool_limits(limits=args.blas_threads or None):
-        nuts = summarize(*timed_sample(model, args, surrogate=False), surrogate=False)
-        surrogate = summarize(*timed_sample(model, args, surrogate=True), surrogate=True)
+        for name in args.samplers:
+            step_kwargs = SAMPLERS[name][1]
+            idata, wall_time = timed_sample(model, args, step_kwargs)
+            summaries[name] = summarize(idata, wall_time, surrogate=step_kwargs is not None)
         costs = exact_costs(model)
-    print(report(args, nuts, surrogate, costs))
+    print(report(args, summaries, costs))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ class SchedulePlan(NamedTuple):
     training_iterations: tuple[int, ...]
 
 
+def _given_or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
 def _check_optional_int(owner: str, name: str, value: object, minimum: int) -> None:
     if value is None:
         return
@@ -29,14 +33,22 @@ class Schedule:
     their huge gradients would swamp the training. The network is trained at iteration
     ``start``, then every ``every`` iterations while it has not passed the
     :class:`SwitchTest`, and never after ``stop``. ``None`` derives a value from
-    the number of tuning iterations: ``start = max(150, tune // 5)`` (after PyMC's first
-    mass-matrix window, so the exact phase has settled), ``every = max(50, tune // 10)``,
-    ``stop = tune // 2``, ``collect_from = min(50, start // 2)``.
+    the number of tuning iterations and the kind of surrogate, ``stop = tune // 2`` and:
+
+    - a gradient surrogate: ``start = max(150, tune // 5)`` (after PyMC's first mass-matrix
+      window, so the exact phase has settled), ``every = max(50, tune // 10)``,
+      ``collect_from = min(50, start // 2)``;
+    - a log-density surrogate learns ``dim + 1`` numbers from each evaluation (value and
+      gradient), so it trains early and often: ``start = every = max(50, tune // 20)``,
+      ``collect_from = min(15, start // 3)``. A failed pilot costs little, and the surrogate
+      phase keeps adapting the step size and mass matrix.
 
     Examples
     --------
     >>> Schedule().plan(tune=1000)
     SchedulePlan(collect_from=50, training_iterations=(200, 300, 400, 500))
+    >>> Schedule().plan(tune=1000, surrogate="logp").training_iterations[:3]
+    (50, 100, 150)
     >>> Schedule(start=50, every=50, stop=150).plan(tune=1000).training_iterations
     (50, 100, 150)
     """
@@ -63,12 +75,17 @@ class Schedule:
                 f"start ({self.start})."
             )
 
-    def plan(self, tune: int) -> SchedulePlan:
+    def plan(self, tune: int, surrogate: str = "gradient") -> SchedulePlan:
         """Resolve the defaults for ``tune`` iterations (counted from 0 at the first one)."""
-        start = self.start if self.start is not None else max(150, tune // 5)
-        every = self.every if self.every is not None else max(50, tune // 10)
-        stop = self.stop if self.stop is not None else tune // 2
-        collect_from = self.collect_from if self.collect_from is not None else min(50, start // 2)
+        if surrogate == "logp":
+            start = _given_or(self.start, max(50, tune // 20))
+            every = _given_or(self.every, max(50, tune // 20))
+            collect_from = _given_or(self.collect_from, min(15, start // 3))
+        else:
+            start = _given_or(self.start, max(150, tune // 5))
+            every = _given_or(self.every, max(50, tune // 10))
+            collect_from = _given_or(self.collect_from, min(50, start // 2))
+        stop = _given_or(self.stop, tune // 2)
         return SchedulePlan(collect_from, tuple(range(start, min(stop, tune - 1) + 1, every)))
 
 

@@ -52,6 +52,7 @@ __all__ = ["SurrogateCostWarning", "SurrogateHMC", "SurrogateWarning"]
 EXACT, SURROGATE = 0, 1
 _DEFAULT_TUNE = 1000  # pm.sample's default, used when PyMC does not say how long tuning is
 _MAX_TRAJECTORY_STEPS = 1024
+_REUSE_AFTER = 50  # exact iterations that take a chain to the posterior before a given surrogate
 _MIN_SPEEDUP_PER_DRAW = 2.0  # below this a surrogate cannot pay for its exact phase and training
 
 Surrogate = GradientSurrogate | LogDensitySurrogate
@@ -115,12 +116,13 @@ class SurrogateHMC(NUTS):
     surrogate : {"gradient", "logp"}, TrainedSurrogate or path, default "gradient"
         What the network learns, or a surrogate trained by an earlier run of the same model
         (a :class:`TrainedSurrogate` or the path it was saved to). A given surrogate is piloted
-        after ``schedule.collect_from`` exact iterations, skipping the training; if it fails
+        after ``min(50, tune // 4)`` exact iterations, skipping the training; if it fails
         the pilot, a new one is trained as usual. Its step size and mass matrix start the
         adaptation unless ``scaling``, ``potential`` or ``step_scale`` are given.
     trajectory : {"static", "nuts"}, optional
-        Surrogate trajectories: ``"nuts"`` (the default for ``surrogate="logp"``, which it
-        needs) or static-length HMC (the default for ``"gradient"``).
+        Surrogate trajectories: NUTS on the surrogate log-density (the default for
+        ``surrogate="logp"``; a gradient surrogate cannot build trees) or static-length HMC
+        (the default for ``"gradient"``).
     n_steps : int, optional
         Leapfrog steps per static trajectory. By default each trajectory's length is drawn
         from the lengths NUTS used in the last exact iterations (empirical HMC, Wu et al. 2018)
@@ -309,7 +311,7 @@ class SurrogateHMC(NUTS):
         self._current = None
         self._nuts_state = None
         self._recent_exact = deque(maxlen=50)
-        self._plan = self.schedule.plan(tune)
+        self._plan = self.schedule.plan(tune, self.surrogate_kind)
         self._trainings = []
         self._seconds = {
             "grad": 0.0,
@@ -605,7 +607,7 @@ class SurrogateHMC(NUTS):
                 self._train(iteration)
 
     def _reuse_iteration(self) -> int:
-        return min(self._plan.collect_from, self._tune // 4)
+        return min(_REUSE_AFTER, self._tune // 4)
 
     def _pilot_given(self, iteration: int) -> None:
         assert self._given is not None
@@ -626,7 +628,12 @@ class SurrogateHMC(NUTS):
             logps = logps - np.asarray(prior_values)
             gradients = gradients - np.asarray(prior_gradients)
         key = jax.random.key(int(self.rng.integers(2**31)))
-        options = {"network": self.network, "training": self.training, "key": key}
+        options = {
+            "network": self.network,
+            "training": self.training,
+            "key": key,
+            "pad_to": self.buffer_size,
+        }
         result: TrainingResult
         if self.surrogate_kind == "logp":
             result = fit_log_density(positions, logps, gradients, **options)
