@@ -89,7 +89,9 @@ def test_badly_trained_logp_surrogate_is_still_exact():
         model,
         draws=2000,
         training=shmc.TrainingConfig(max_steps=20, eval_every=10, learning_rate=1e-4),
-        switch_test=shmc.SwitchTest(max_validation_error=np.inf, min_acceptance_ratio=0.0),
+        switch_test=shmc.SwitchTest(
+            max_validation_error=np.inf, min_acceptance_ratio=0.0, min_second_stage=0.0
+        ),
     )
     assert_delayed_acceptance_draws(idata)
     assert step.training_history[-1]["validation_error"] > 0.5, "the surrogate was not bad"
@@ -208,6 +210,7 @@ def test_sampling_state_round_trip_reproduces_a_nuts_surrogate_step():
         ({"surrogate": "missing/file.npz"}, ValueError, "No saved surrogate"),
         ({"surrogate": "logp", "n_steps": 5}, ValueError, "NUTS chooses its own"),
         ({"surrogate": "logp", "save_to": 1}, TypeError, "save_to must be a path"),
+        ({"surrogate": "logp", "surrogate_transitions": 0}, ValueError, "surrogate_transitions"),
     ],
 )
 def test_invalid_logp_options_are_clear_errors(kwargs, error, match):

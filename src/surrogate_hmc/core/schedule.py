@@ -100,8 +100,13 @@ class SwitchTest:
     pilot_iterations
         Surrogate iterations run as a pilot after a training that passed the first test.
     min_acceptance_ratio
-        The pilot's mean acceptance must reach this fraction of the exact phase's recent mean
+        The pilot's mean acceptance (for NUTS on the surrogate: tree acceptance times
+        second-stage acceptance) must reach this fraction of the exact phase's recent mean
         acceptance; otherwise the sampler goes back to exact steps and retrains later.
+    min_second_stage
+        For NUTS on the surrogate, the pilot's mean second-stage acceptance must also reach
+        this: the exact correction rejecting more often means a surrogate that is wrong
+        somewhere the chain goes, and a chain that sticks there.
 
     Examples
     --------
@@ -112,6 +117,7 @@ class SwitchTest:
     max_validation_error: float = 0.3
     pilot_iterations: int = 30
     min_acceptance_ratio: float = 0.6
+    min_second_stage: float = 0.9
 
     def __post_init__(self) -> None:
         if not self.max_validation_error > 0:
@@ -120,8 +126,7 @@ class SwitchTest:
                 f"got {self.max_validation_error!r}."
             )
         _check_optional_int("SwitchTest", "pilot_iterations", self.pilot_iterations, 1)
-        if not 0.0 <= self.min_acceptance_ratio <= 1.0:
-            raise ValueError(
-                "SwitchTest.min_acceptance_ratio must lie in [0, 1], "
-                f"got {self.min_acceptance_ratio!r}."
-            )
+        for name in ("min_acceptance_ratio", "min_second_stage"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"SwitchTest.{name} must lie in [0, 1], got {value!r}.")

@@ -239,36 +239,52 @@ def _nuts_init(structure, leaves, position):
     return blackjax.nuts.init(position, structure.rebuild(leaves))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _nuts_step(structure, max_depth, max_energy_error, leaves, seed, state, step_size, inv_mass):
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _nuts_step(structure, max_depth, max_energy, n_transitions, leaves, seed, state, eps, inv_mass):
     import blackjax
 
-    kernel = blackjax.nuts.build_kernel(divergence_threshold=max_energy_error)
+    kernel = blackjax.nuts.build_kernel(divergence_threshold=max_energy)
     logdensity = structure.rebuild(leaves)
-    state, info = kernel(jax.random.key(seed), state, logdensity, step_size, inv_mass, max_depth)
+
+    def transition(state, key):
+        state, info = kernel(key, state, logdensity, eps, inv_mass, max_depth)
+        kinetic = 0.5 * jnp.sum(inv_mass * info.momentum**2)
+        diagnostics = (info.acceptance_rate, info.is_divergent, info.is_turning, info.energy)
+        return state, (*diagnostics, kinetic, info.num_trajectory_expansions,
+                       info.num_integration_steps)  # fmt: skip
+
+    keys = jax.random.split(jax.random.key(seed), n_transitions)
+    state, (accept, divergent, turning, energy, kinetic, depth, n_steps) = jax.lax.scan(
+        transition, state, keys
+    )
     scalars = [
         state.logdensity,
-        info.acceptance_rate,
-        info.is_divergent,
-        info.is_turning,
-        info.energy,
-        0.5 * jnp.sum(inv_mass * info.momentum**2),
-        info.num_trajectory_expansions,
-        info.num_integration_steps,
+        jnp.mean(accept),
+        jnp.any(divergent),
+        turning[-1],
+        energy[-1],
+        kinetic[0],
+        jnp.max(depth),
+        jnp.sum(n_steps),
     ]
     packed = jnp.concatenate([state.position, jnp.stack(scalars).astype(state.position.dtype)])
     return state, packed
 
 
 def surrogate_nuts(
-    logdensity: eqx.Module, *, max_tree_depth: int = 10, max_energy_error: float = 1000.0
+    logdensity: eqx.Module,
+    *,
+    max_tree_depth: int = 10,
+    max_energy_error: float = 1000.0,
+    n_transitions: int = 1,
 ) -> SurrogateNUTS:
     """Compile BlackJAX's multinomial NUTS on a surrogate log-density into one call per step.
 
     As with :func:`surrogate_trajectory`, the module is split into arrays and structure once,
     so refitting the network reuses the compiled code. NUTS is reversible with respect to
-    ``exp(logdensity)``, which is what a delayed-acceptance correction with the exact
-    log-density needs (see :func:`~surrogate_hmc.core.delayed_acceptance_transition`).
+    ``exp(logdensity)``, and so are its powers, which is what a delayed-acceptance correction
+    with the exact log-density needs (see
+    :func:`~surrogate_hmc.core.delayed_acceptance_transition`).
 
     Parameters
     ----------
@@ -279,6 +295,10 @@ def surrogate_nuts(
         Most trajectory doublings per step.
     max_energy_error
         Energy error above which a trajectory counts as divergent.
+    n_transitions
+        NUTS transitions per step, in the same compiled call. The step's diagnostics are the
+        mean acceptance, any divergence, the deepest tree and the total of leapfrog steps; its
+        energy is the last transition's and its initial kinetic energy the first's.
 
     Examples
     --------
@@ -299,8 +319,8 @@ def surrogate_nuts(
 
     def step(seed, state, step_size, inverse_mass):
         state, packed = _nuts_step(
-            structure, int(max_tree_depth), max_energy_error, leaves, np.uint32(seed), state,
-            np.float64(step_size), inverse_mass,
+            structure, int(max_tree_depth), max_energy_error, int(n_transitions), leaves,
+            np.uint32(seed), state, np.float64(step_size), inverse_mass,
         )  # fmt: skip
         return state, NUTSStepInfo.unpack(np.asarray(packed))
 

@@ -72,7 +72,7 @@ class SurrogateHMCState(NUTSState):
 
     _phase: int
     _pilot_remaining: int
-    _pilot_acceptance: list[float]
+    _pilot_acceptance: list[tuple[float, float]]
     _buffer: TrainingBuffer | None
     _surrogate: Surrogate | None
     _surrogate_step_adapt: DualAverageAdaptation | None
@@ -123,6 +123,11 @@ class SurrogateHMC(NUTS):
         Surrogate trajectories: NUTS on the surrogate log-density (the default for
         ``surrogate="logp"``; a gradient surrogate cannot build trees) or static-length HMC
         (the default for ``"gradient"``).
+    surrogate_transitions : int, default 2
+        NUTS transitions on the surrogate per exact correction (``trajectory="nuts"``), in one
+        compiled call. Powers of NUTS are reversible with respect to the surrogate too, so the
+        correction stays exact; each transition costs surrogate time only and decorrelates the
+        draws further, while a good surrogate keeps the second-stage acceptance high.
     n_steps : int, optional
         Leapfrog steps per static trajectory. By default each trajectory's length is drawn
         from the lengths NUTS used in the last exact iterations (empirical HMC, Wu et al. 2018)
@@ -211,7 +216,7 @@ class SurrogateHMC(NUTS):
     # Per-chain state, set by _reset_chain (see SurrogateHMCState).
     _phase: int
     _pilot_remaining: int
-    _pilot_acceptance: list[float]
+    _pilot_acceptance: list[tuple[float, float]]
     _buffer: TrainingBuffer
     _surrogate: Surrogate | None
     _surrogate_step_adapt: DualAverageAdaptation | None
@@ -233,6 +238,7 @@ class SurrogateHMC(NUTS):
         *,
         surrogate: Literal["gradient", "logp"] | TrainedSurrogate | str | os.PathLike = "gradient",
         trajectory: Literal["static", "nuts"] | None = None,
+        surrogate_transitions: int = 2,
         n_steps: int | None = None,
         schedule: Schedule | None = None,
         switch_test: SwitchTest | None = None,
@@ -250,12 +256,13 @@ class SurrogateHMC(NUTS):
         self._given = _given_surrogate(surrogate)
         self.surrogate_kind = self._given.kind if self._given is not None else surrogate
         self.trajectory = _resolve_trajectory(self.surrogate_kind, trajectory, n_steps)
-        _check_options(buffer_size, target_accept, save_to)
+        _check_options(buffer_size, target_accept, save_to, surrogate_transitions)
         self.schedule = _checked_instance("schedule", schedule, Schedule)
         self.switch_test = _checked_instance("switch_test", switch_test, SwitchTest)
         self.network = _checked_instance("network", network, NetworkConfig)
         self.training = _checked_instance("training", training, TrainingConfig)
         self.n_steps = n_steps
+        self.surrogate_transitions = surrogate_transitions
         self.buffer_size = buffer_size
         self.exact_prior = bool(exact_prior)
         self.save_to = save_to
@@ -351,7 +358,8 @@ class SurrogateHMC(NUTS):
 
         Each record has the tuning ``iteration``, the number of exact evaluations trained on
         (``n_points``), the held-out ``validation_error``, the loss curves, the training's
-        wall time in ``seconds``, and, when a pilot ran, its ``pilot_acceptance`` and whether
+        wall time in ``seconds``, and, when a pilot ran, its ``pilot_acceptance`` (and
+        ``pilot_second_stage_acceptance`` for NUTS on the surrogate) and whether
         the sampler ``switched`` to the surrogate. A surrogate given to the constructor
         appears as a record with ``given=True``. With ``cores>1`` the chains run in other
         processes and this stays empty.
@@ -425,7 +433,10 @@ class SurrogateHMC(NUTS):
         if surrogate is not self._surrogate:  # refitted, or restored from a sampling_state
             if self.trajectory == "nuts":
                 compiled = surrogate_nuts(
-                    self._surrogate, max_tree_depth=self.max_treedepth, max_energy_error=self.Emax
+                    self._surrogate,
+                    max_tree_depth=self.max_treedepth,
+                    max_energy_error=self.Emax,
+                    n_transitions=self.surrogate_transitions,
                 )
             elif isinstance(self._surrogate, LogDensitySurrogate):
                 compiled = surrogate_trajectory(GradientOf(self._surrogate))
@@ -594,9 +605,9 @@ class SurrogateHMC(NUTS):
 
     def _advance_schedule(self, iteration: int, stats: dict[str, Any]) -> None:
         if self._pilot_remaining:
-            second_stage = stats["second_stage_acceptance"]
-            overall = stats["acceptance_rate"] * (1.0 if np.isnan(second_stage) else second_stage)
-            self._pilot_acceptance.append(overall)
+            self._pilot_acceptance.append(
+                (stats["acceptance_rate"], stats["second_stage_acceptance"])
+            )
             self._pilot_remaining -= 1
             if not self._pilot_remaining:
                 self._end_pilot()
@@ -678,10 +689,16 @@ class SurrogateHMC(NUTS):
             exact_acceptance = float(np.mean([accept for accept, _, _ in self._recent_exact]))
         else:
             exact_acceptance = self.target_accept
-        pilot_acceptance = float(np.mean(self._pilot_acceptance))
+        accept, second_stage = np.array(self._pilot_acceptance).T
+        pilot_acceptance = float(
+            np.mean(accept * np.where(np.isnan(second_stage), 1, second_stage))
+        )
         record = self._trainings[-1]
         record["pilot_acceptance"] = pilot_acceptance
         passed = pilot_acceptance >= self.switch_test.min_acceptance_ratio * exact_acceptance
+        if not np.all(np.isnan(second_stage)):
+            record["pilot_second_stage_acceptance"] = float(np.nanmean(second_stage))
+            passed &= float(np.nanmean(second_stage)) >= self.switch_test.min_second_stage
         record["switched"] = passed
         if not passed:
             self._phase = EXACT
@@ -823,11 +840,19 @@ def _resolve_trajectory(kind: str, trajectory, n_steps) -> str:
     return trajectory
 
 
-def _check_options(buffer_size, target_accept, save_to) -> None:
+def _check_options(buffer_size, target_accept, save_to, surrogate_transitions) -> None:
     if not isinstance(buffer_size, int | np.integer) or buffer_size < 64:
         raise ValueError(f"buffer_size must be an integer >= 64, got {buffer_size!r}.")
     if not 0.0 < target_accept < 1.0:
         raise ValueError(f"target_accept must lie in (0, 1), got {target_accept!r}.")
+    if (
+        not isinstance(surrogate_transitions, int | np.integer)
+        or isinstance(surrogate_transitions, bool)
+        or surrogate_transitions < 1
+    ):
+        raise ValueError(
+            f"surrogate_transitions must be a positive integer, got {surrogate_transitions!r}."
+        )
     if save_to is not None and not isinstance(save_to, str | os.PathLike):
         raise TypeError(f"save_to must be a path, got {type(save_to).__name__}.")
 
