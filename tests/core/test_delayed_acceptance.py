@@ -23,8 +23,8 @@ class BiasedGaussian(eqx.Module):
         return -0.5 * jnp.sum((q / 1.5) ** 2)
 
 
-def run_chains(n_draws, *, corrected, chains=4, seed=0):
-    nuts = surrogate_nuts(BiasedGaussian())
+def run_chains(n_draws, *, corrected, chains=4, seed=0, n_transitions=1):
+    nuts = surrogate_nuts(BiasedGaussian(), n_transitions=n_transitions)
     rng = np.random.default_rng(seed)
     draws, infos = np.empty((chains, n_draws, 2)), []
     for chain in range(chains):
@@ -46,8 +46,9 @@ def run_chains(n_draws, *, corrected, chains=4, seed=0):
     return draws, infos
 
 
-def test_biased_surrogate_is_exact_with_the_second_stage():
-    draws, infos = run_chains(1500, corrected=True)
+@pytest.mark.parametrize("n_transitions", [1, 2])
+def test_biased_surrogate_is_exact_with_the_second_stage(n_transitions):
+    draws, infos = run_chains(1500, corrected=True, n_transitions=n_transitions)
     assert_moments(draws, MEAN, SCALE**2)
     second_stage = np.array([info.second_stage_acceptance for info in infos])
     assert 0.2 < second_stage.mean() < 0.95, "the surrogate should be visibly wrong"

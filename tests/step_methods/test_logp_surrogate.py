@@ -119,7 +119,10 @@ def warmup_exact_gradients(idata) -> int:
 def test_save_and_reuse_skips_most_of_the_exact_phase(tmp_path):
     model, names, mean, variance = models.conjugate_regression()
     path = tmp_path / "regression"
-    first, step = run(model, tune=400, draws=200, seed=2, save_to=path, keep_warmup=True)
+    first, step = run(
+        model, tune=400, draws=200, seed=2, save_to=path, keep_warmup=True,
+        schedule=shmc.Schedule(start=150),
+    )  # fmt: skip
     saved = shmc.TrainedSurrogate.load(path)
     assert saved.kind == "logp" and saved.variables == (("beta", (3,)),)
     for a, b in zip(saved.arrays, step.trained_surrogate.arrays, strict=True):

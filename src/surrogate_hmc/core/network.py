@@ -79,8 +79,8 @@ class Standardization(eqx.Module):
     [1.0, 0.0]
     """
 
-    mean: jax.Array
-    scale: jax.Array
+    mean: jax.Array | np.ndarray
+    scale: jax.Array | np.ndarray
 
     @classmethod
     def fit(cls, data: np.ndarray) -> "Standardization":

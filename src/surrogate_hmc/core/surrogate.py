@@ -104,7 +104,7 @@ class GradientOf(eqx.Module):
     [-1.0, -1.0]
     """
 
-    logdensity: eqx.Module
+    logdensity: Callable[[jax.Array], jax.Array]
 
     def __call__(self, position: jax.Array) -> jax.Array:
         """The gradient of the log-density at ``position``."""

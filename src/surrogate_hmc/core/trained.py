@@ -88,11 +88,11 @@ class TrainedSurrogate:
         object.__setattr__(self, "inverse_mass", np.asarray(self.inverse_mass, dtype=float))
         lengths = np.asarray(self.trajectory_lengths, dtype=float).ravel()
         object.__setattr__(self, "trajectory_lengths", lengths)
-        center = np.zeros(self.dim) if self.center is None else self.center
-        object.__setattr__(self, "center", np.asarray(center, dtype=float))
-        if self.inverse_mass.shape != (self.dim,) or self.center.shape != (self.dim,):
+        center = np.asarray(np.zeros(self.dim) if self.center is None else self.center, float)
+        object.__setattr__(self, "center", center)
+        if self.inverse_mass.shape != (self.dim,) or center.shape != (self.dim,):
             raise ValueError(
-                f"inverse_mass {self.inverse_mass.shape} and center {self.center.shape} must "
+                f"inverse_mass {self.inverse_mass.shape} and center {center.shape} must "
                 f"have shape ({self.dim},)."
             )
 
@@ -180,17 +180,16 @@ class TrainedSurrogate:
             "exact_prior": self.exact_prior,
             "step_size": self.step_size,
         }
-        arrays = {f"array_{i:03d}": a for i, a in enumerate(self.arrays)}
+        arrays: dict[str, np.ndarray] = {f"array_{i:03d}": a for i, a in enumerate(self.arrays)}
+        arrays |= {
+            "metadata": np.asarray(json.dumps(metadata)),
+            "inverse_mass": self.inverse_mass,
+            "trajectory_lengths": self.trajectory_lengths,
+            "center": np.asarray(self.center),
+        }
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         with open(partial, "wb") as file:
-            np.savez(
-                file,
-                metadata=np.asarray(json.dumps(metadata)),
-                inverse_mass=self.inverse_mass,
-                trajectory_lengths=self.trajectory_lengths,
-                center=self.center,
-                **arrays,
-            )
+            np.savez(file, **arrays)  # type: ignore[arg-type]
         os.replace(partial, path)
         return path
 

@@ -82,7 +82,7 @@ class SurrogateHMCState(NUTSState):
     _recent_exact: deque = field(default_factory=deque)
     _plan: SchedulePlan | None = None
     _trainings: list[dict[str, Any]] = field(default_factory=list)
-    _seconds: dict[str, Any] = field(default_factory=dict)
+    _seconds: dict[Any, Any] = field(default_factory=dict)
 
 
 class SurrogateHMC(NUTS):
@@ -123,7 +123,7 @@ class SurrogateHMC(NUTS):
         Surrogate trajectories: NUTS on the surrogate log-density (the default for
         ``surrogate="logp"``; a gradient surrogate cannot build trees) or static-length HMC
         (the default for ``"gradient"``).
-    surrogate_transitions : int, default 2
+    surrogate_transitions : int, default 1
         NUTS transitions on the surrogate per exact correction (``trajectory="nuts"``), in one
         compiled call. Powers of NUTS are reversible with respect to the surrogate too, so the
         correction stays exact; each transition costs surrogate time only and decorrelates the
@@ -226,7 +226,7 @@ class SurrogateHMC(NUTS):
     _recent_exact: deque[tuple[float, float, float]]
     _trainings: list[dict[str, Any]]
     _plan: SchedulePlan
-    _seconds: dict[str, Any]
+    _seconds: dict[Any, Any]
 
     # Built in each chain's process on first use and never pickled (see __getstate__).
     _process_local: dict[str, Any] | None = None
@@ -238,7 +238,7 @@ class SurrogateHMC(NUTS):
         *,
         surrogate: Literal["gradient", "logp"] | TrainedSurrogate | str | os.PathLike = "gradient",
         trajectory: Literal["static", "nuts"] | None = None,
-        surrogate_transitions: int = 2,
+        surrogate_transitions: int = 1,
         n_steps: int | None = None,
         schedule: Schedule | None = None,
         switch_test: SwitchTest | None = None,
@@ -254,7 +254,7 @@ class SurrogateHMC(NUTS):
     ) -> None:
         model = modelcontext(model)
         self._given = _given_surrogate(surrogate)
-        self.surrogate_kind = self._given.kind if self._given is not None else surrogate
+        self.surrogate_kind = self._given.kind if self._given is not None else str(surrogate)
         self.trajectory = _resolve_trajectory(self.surrogate_kind, trajectory, n_steps)
         _check_options(buffer_size, target_accept, save_to, surrogate_transitions)
         self.schedule = _checked_instance("schedule", schedule, Schedule)
