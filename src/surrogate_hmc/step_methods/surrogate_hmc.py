@@ -633,9 +633,10 @@ class SurrogateHMC(NUTS):
             return
         start = time.perf_counter()
         positions, logps, gradients = buffer.positions(), buffer.logps(), buffer.gradients()
-        prior = self._local()["prior"]
+        local = self._local()
+        prior = local["prior"]
         if prior is not None:
-            prior_values, prior_gradients = self._local()["prior_values_and_gradients"](positions)
+            prior_values, prior_gradients = local["prior_values_and_gradients"](positions)
             logps = logps - np.asarray(prior_values)
             gradients = gradients - np.asarray(prior_gradients)
         key = jax.random.key(int(self.rng.integers(2**31)))
