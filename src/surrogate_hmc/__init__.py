@@ -14,7 +14,10 @@ from surrogate_hmc.core import (  # noqa: E402
     TrainedSurrogate,
     TrainingConfig,
 )
+from surrogate_hmc.estimator import CostEstimator  # noqa: E402
+from surrogate_hmc.simulation import SimulationWarning  # noqa: E402
 from surrogate_hmc.step_methods import (  # noqa: E402
+    ACE,
     SurrogateCostWarning,
     SurrogateHMC,
     SurrogateWarning,
@@ -23,8 +26,11 @@ from surrogate_hmc.step_methods import (  # noqa: E402
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "ACE",
+    "CostEstimator",
     "NetworkConfig",
     "Schedule",
+    "SimulationWarning",
     "SurrogateCostWarning",
     "SurrogateHMC",
     "SurrogateWarning",

@@ -1,6 +1,5 @@
 """A trained surrogate as plain data: saved after one run, reused by the next."""
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -11,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from surrogate_hmc.core.archive import numbered_arrays, read_archive, write_archive
 from surrogate_hmc.core.network import NetworkConfig, Standardization, StandardizedMLP
 from surrogate_hmc.core.surrogate import GradientSurrogate, LogDensitySurrogate
 
@@ -182,16 +182,11 @@ class TrainedSurrogate:
         }
         arrays: dict[str, np.ndarray] = {f"array_{i:03d}": a for i, a in enumerate(self.arrays)}
         arrays |= {
-            "metadata": np.asarray(json.dumps(metadata)),
             "inverse_mass": self.inverse_mass,
             "trajectory_lengths": self.trajectory_lengths,
             "center": np.asarray(self.center),
         }
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        with open(partial, "wb") as file:
-            np.savez(file, **arrays)  # type: ignore[arg-type]
-        os.replace(partial, path)
-        return path
+        return write_archive(path, metadata, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TrainedSurrogate":
@@ -199,27 +194,18 @@ class TrainedSurrogate:
         path = Path(path)
         if not path.exists() and path.with_name(path.name + ".npz").exists():
             path = path.with_name(path.name + ".npz")
-        if not path.exists():
-            raise FileNotFoundError(f"No saved surrogate at {str(path)!r}.")
-        with np.load(path, allow_pickle=False) as data:
-            try:
-                metadata = json.loads(str(data["metadata"]))
-            except KeyError:
-                metadata = {}
-            if metadata.get("format") != _FORMAT:
-                raise ValueError(f"{str(path)!r} is not a surrogate saved by surrogate-hmc.")
-            names = sorted(name for name in data.files if name.startswith("array_"))
-            return cls(
-                kind=metadata["kind"],
-                variables=tuple((name, tuple(shape)) for name, shape in metadata["variables"]),
-                network=NetworkConfig(**metadata["network"]),
-                arrays=tuple(data[name] for name in names),
-                exact_prior=bool(metadata["exact_prior"]),
-                step_size=float(metadata["step_size"]),
-                inverse_mass=data["inverse_mass"],
-                trajectory_lengths=data["trajectory_lengths"],
-                center=data["center"],
-            )
+        metadata, data = read_archive(path, _FORMAT, "surrogate")
+        return cls(
+            kind=metadata["kind"],
+            variables=tuple((name, tuple(shape)) for name, shape in metadata["variables"]),
+            network=NetworkConfig(**metadata["network"]),
+            arrays=numbered_arrays(data),
+            exact_prior=bool(metadata["exact_prior"]),
+            step_size=float(metadata["step_size"]),
+            inverse_mass=data["inverse_mass"],
+            trajectory_lengths=data["trajectory_lengths"],
+            center=data["center"],
+        )
 
 
 def _normalized(variables) -> tuple[tuple[str, tuple[int, ...]], ...]:

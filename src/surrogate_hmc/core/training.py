@@ -2,7 +2,7 @@
 
 import functools
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -76,7 +76,7 @@ class TrainingResult(NamedTuple):
     produced nothing finite.
     """
 
-    network: StandardizedMLP
+    network: Any
     validation_error: float
     train_losses: np.ndarray
     validation_losses: np.ndarray
@@ -173,17 +173,33 @@ def _fit(
 
     optimizer = _optimizer(training)
     params, static = eqx.partition(mlp, eqx.is_inexact_array)
-    opt_state = optimizer.init(params)
     batch = min(training.batch_size, int((~is_validation).sum()))
 
+    def run_chunk(params, opt_state, key):
+        return _train_chunk(
+            params, static, opt_state, optimizer, loss_fn, x_padded, y_padded, is_train,
+            train_weights, key, training.eval_every, batch,
+        )  # fmt: skip
+
+    result = early_stopping(
+        run_chunk, validation_loss, params, optimizer.init(params), training, key
+    )
+    return result._replace(
+        network=StandardizedMLP(eqx.combine(result.network, static), x_scaler, y_scaler)
+    )
+
+
+def early_stopping(run_chunk, validation_loss, params, opt_state, training, key) -> TrainingResult:
+    """Run ``eval_every`` optimizer steps at a time until the validation loss stops improving.
+
+    ``run_chunk(params, opt_state, key)`` returns the updated ``(params, opt_state,
+    mean_train_loss)``. The result's ``network`` holds the best ``params`` seen.
+    """
     best_params, best_loss = params, validation_loss(params)
     train_losses, validation_losses = [], []
     n_steps, stale = 0, 0
     for chunk_key in jax.random.split(key, max(1, training.max_steps // training.eval_every)):
-        params, opt_state, train_loss = _train_chunk(
-            params, static, opt_state, optimizer, loss_fn, x_padded, y_padded, is_train,
-            train_weights, chunk_key, training.eval_every, batch,
-        )  # fmt: skip
+        params, opt_state, train_loss = run_chunk(params, opt_state, chunk_key)
         n_steps += training.eval_every
         loss = validation_loss(params)
         train_losses.append(float(train_loss))
@@ -195,7 +211,7 @@ def _fit(
             if stale >= training.patience:
                 break
     return TrainingResult(
-        network=StandardizedMLP(eqx.combine(best_params, static), x_scaler, y_scaler),
+        network=best_params,
         validation_error=float(np.sqrt(best_loss)) if np.isfinite(best_loss) else float("inf"),
         train_losses=np.asarray(train_losses),
         validation_losses=np.asarray(validation_losses),
