@@ -1,0 +1,270 @@
+"""ACE against PyMC's SMC-ABC: posterior-predictive distance and simulations used.
+
+The simulator has two parameters and a 10-dimensional output, a noisy nonlinear curve on the
+grid ``t_j = -1, ..., 1``:
+
+    theta ~ U(-1.5, 1.5)^2,
+    x_j = theta_0 + theta_1 t_j + 0.5 sin(3 theta_0 t_j) + N(0, 0.2^2).
+
+Ten observations are drawn once from a fixed seed (``--seed``): 8 *specified* ones, simulated at
+parameters drawn from the prior, and 2 *misspecified* ones that no parameter can produce: a
+specified one shifted by 3 (beyond any level the prior allows) and one with extra N(0, 1) noise
+(a jagged shape no curve follows).
+
+- ACE: one ``shmc.CostEstimator`` is fit on prior simulations (MSE distance; none of the ten
+  observations is shown to it, ``include_observed=False``), then each observation is sampled
+  with ``pm.sample(step=shmc.ACE(estimator=..., beta=...))``, which runs no simulation.
+- SMC-ABC: ``pm.sample_smc`` (IMH kernel, one chain) for each observation, on a
+  ``pm.Simulator`` with the Gaussian kernel and the identity summary statistic.
+
+Simulations are the simulator calls each method makes (a counter inside ``simulate``;
+everything runs in this process). For each method and observation, posterior draws of theta
+(``--predictive-draws``, a random subset) are simulated once each, outside the budgets, and the
+mean squared error of these simulations to the observation is averaged over the specified and
+the misspecified observations. The reference row is the lowest expected MSE any single theta
+reaches (``min_theta |curve(theta) - x_o|^2 / 10 + 0.2^2``, on a 301 x 301 grid).
+
+Tuning constants:
+
+- ``beta = 50`` (``--beta``): the generalized-Bayes posterior ``p(theta) exp(-beta E[MSE])``
+  concentrates where the expected MSE is within about ``dim / (2 beta) = 0.02`` of its minimum,
+  half the simulator's own noise floor (``0.2^2 = 0.04``).
+- ``epsilon = sqrt(10 / (2 beta)) = 0.32`` (``--epsilon``, by default matched to ``beta``): the
+  Gaussian ABC kernel ``exp(-|x - x_o|^2 / (2 epsilon^2)) = exp(-10 / (2 epsilon^2) MSE)`` then
+  has the same inverse temperature on the MSE as ACE. Smaller values bring SMC-ABC closer but
+  cost it more stages and simulations; larger ones the reverse.
+- Budgets: ACE fits on 2000 prior simulations for all ten observations; SMC-ABC runs 200
+  particles per observation, which costs it a few thousand simulations *per observation*, at
+  least ACE's whole budget, and about ten times as much over the ten observations.
+
+Reproduce with ``python benchmarks/ace_vs_smc_abc.py`` (a few minutes on one core), or
+``--quick`` for a smoke run (1000 ACE simulations, 100 SMC particles, shorter chains).
+"""
+
+import argparse
+import logging
+import sys
+import time
+import warnings
+
+import numpy as np
+import pymc as pm
+
+import surrogate_hmc as shmc
+
+GRID = np.linspace(-1.0, 1.0, 10)
+NOISE = 0.2
+PRIOR_BOUND = 1.5
+N_SPECIFIED = 8
+SHIFT = 3.0
+EXTRA_NOISE = 1.0
+REFERENCE_GRID = np.linspace(-PRIOR_BOUND, PRIOR_BOUND, 301)
+SIMULATIONS = 0  # simulator calls so far, counted by ``simulate``
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line settings; ``--quick`` shrinks every budget for a smoke run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--beta", type=float, default=50.0, help="ACE inverse temperature")
+    parser.add_argument(
+        "--epsilon", type=float, default=None,
+        help="SMC-ABC Gaussian kernel scale (default: sqrt(10 / (2 beta)), matched to beta)",
+    )  # fmt: skip
+    parser.add_argument("--ace-simulations", type=int, default=2000)
+    parser.add_argument("--smc-draws", type=int, default=200, help="SMC particles")
+    parser.add_argument("--tune", type=int, default=500, help="ACE tuning iterations")
+    parser.add_argument("--draws", type=int, default=500, help="ACE draws per chain")
+    parser.add_argument("--chains", type=int, default=2, help="ACE chains")
+    parser.add_argument("--predictive-draws", type=int, default=200)
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="smoke run: 1000 ACE simulations, 100 SMC particles, tune=draws=200",
+    )  # fmt: skip
+    args = parser.parse_args()
+    if args.quick:
+        args.ace_simulations, args.smc_draws, args.tune, args.draws = 1000, 100, 200, 200
+        args.predictive_draws = 100
+    if args.epsilon is None:
+        args.epsilon = float(np.sqrt(GRID.size / (2 * args.beta)))
+    return args
+
+
+def curve(theta: np.ndarray) -> np.ndarray:
+    """The simulator without noise, for ``theta`` of shape ``(..., 2)``."""
+    theta = np.asarray(theta, dtype=np.float64)[..., None]
+    level, slope = theta[..., 0, :], theta[..., 1, :]
+    return level + slope * GRID + 0.5 * np.sin(3 * level * GRID)
+
+
+def noisy_curve(rng: np.random.Generator, theta: np.ndarray) -> np.ndarray:
+    """One simulation at ``theta``, not counted in any budget."""
+    return curve(theta) + NOISE * rng.normal(size=GRID.size)
+
+
+def simulate(rng: np.random.Generator, theta: np.ndarray, size=None) -> np.ndarray:
+    """The simulator as PyMC calls it; each call adds one to ``SIMULATIONS``."""
+    # CostEstimator.fit passes the simulator through cloudpickle, which copies the globals of a
+    # function defined in __main__: count on the module, which it pickles by reference.
+    sys.modules[__name__].SIMULATIONS += 1
+    return noisy_curve(rng, theta)
+
+
+def make_observations(seed: int) -> tuple[list[np.ndarray], list[str]]:
+    """Eight observations simulated at prior draws, then two that no parameter produces."""
+    rng = np.random.default_rng(seed)
+    theta = rng.uniform(-PRIOR_BOUND, PRIOR_BOUND, size=(N_SPECIFIED, 2))
+    specified = [noisy_curve(rng, t) for t in theta]
+    shifted = specified[0] + SHIFT * np.sign(theta[0, 0])
+    jagged = specified[1] + EXTRA_NOISE * rng.normal(size=GRID.size)
+    kinds = ["specified"] * N_SPECIFIED + ["misspecified"] * 2
+    return [*specified, shifted, jagged], kinds
+
+
+def build_model(observed: np.ndarray, epsilon: float) -> pm.Model:
+    """The prior and the simulator; ``epsilon`` and the distance matter to SMC-ABC only."""
+    with pm.Model() as model:
+        theta = pm.Uniform("theta", -PRIOR_BOUND, PRIOR_BOUND, shape=2)
+        pm.Simulator(
+            "x", simulate, theta, observed=observed,
+            distance="gaussian", sum_stat="identity", epsilon=epsilon,
+        )  # fmt: skip
+    return model
+
+
+def best_expected_mse(observed: np.ndarray) -> float:
+    """Lowest expected MSE of one simulation to ``observed`` over a grid of parameters."""
+    level, slope = np.meshgrid(REFERENCE_GRID, REFERENCE_GRID, indexing="ij")
+    curves = curve(np.stack([level, slope], axis=-1))
+    return float(np.min(np.mean((curves - observed) ** 2, axis=-1)) + NOISE**2)
+
+
+def predictive_mse(idata, observed: np.ndarray, n_draws: int, rng: np.random.Generator) -> float:
+    """Mean MSE to ``observed`` of one simulation at each of ``n_draws`` posterior draws."""
+    theta = np.asarray(idata["posterior"]["theta"].values).reshape(-1, 2)
+    chosen = rng.choice(len(theta), size=min(n_draws, len(theta)), replace=False)
+    simulations = np.stack([noisy_curve(rng, t) for t in theta[chosen]])
+    return float(np.mean((simulations - observed) ** 2))
+
+
+def run_ace(observations, args, rng) -> dict:
+    """Fit one cost estimator, then sample every observation with ACE."""
+    start, before = time.perf_counter(), SIMULATIONS
+    estimator = shmc.CostEstimator.fit(
+        build_model(observations[0], args.epsilon), n_simulations=args.ace_simulations,
+        distance="mse", include_observed=False, executor=None, random_seed=args.seed,
+        progressbar=False,
+    )  # fmt: skip
+    fit_time, fit_simulations = time.perf_counter() - start, SIMULATIONS - before
+    distances = []
+    for index, observed in enumerate(observations):
+        with build_model(observed, args.epsilon):
+            idata = pm.sample(
+                step=shmc.ACE(estimator=estimator, beta=args.beta), tune=args.tune,
+                draws=args.draws, chains=args.chains, cores=1, random_seed=args.seed + index,
+                progressbar=False, compute_convergence_checks=False,
+            )  # fmt: skip
+        distances.append(predictive_mse(idata, observed, args.predictive_draws, rng))
+    if SIMULATIONS - before != fit_simulations:
+        raise RuntimeError("ACE ran simulations while sampling.")
+    return {
+        "simulations": [fit_simulations],
+        "distances": distances,
+        "wall_time": time.perf_counter() - start,
+        "fit_time": fit_time,
+        "validation_error": estimator.validation_error,
+    }
+
+
+def run_smc(observations, args, rng) -> dict:
+    """SMC-ABC on every observation, counting each one's simulations."""
+    start = time.perf_counter()
+    simulations, distances = [], []
+    for index, observed in enumerate(observations):
+        before = SIMULATIONS
+        with build_model(observed, args.epsilon):
+            idata = pm.sample_smc(
+                draws=args.smc_draws, chains=1, cores=1, random_seed=args.seed + index,
+                progressbar=False, compute_convergence_checks=False,
+            )  # fmt: skip
+        simulations.append(SIMULATIONS - before)
+        distances.append(predictive_mse(idata, observed, args.predictive_draws, rng))
+    return {
+        "simulations": simulations,
+        "distances": distances,
+        "wall_time": time.perf_counter() - start,
+    }
+
+
+def group_means(distances, kinds) -> tuple[float, float]:
+    """Mean of ``distances`` over the specified and over the misspecified observations."""
+    distances, kinds = np.asarray(distances), np.asarray(kinds)
+    return (
+        float(distances[kinds == "specified"].mean()),
+        float(distances[kinds == "misspecified"].mean()),
+    )
+
+
+def report(args, kinds, ace: dict, smc: dict, reference: list[float]) -> str:
+    """Markdown tables (summary and per observation) and the issue's check list."""
+    n = len(kinds)
+    ace_total, smc_total = sum(ace["simulations"]), sum(smc["simulations"])
+    ace_means, smc_means = group_means(ace["distances"], kinds), group_means(smc["distances"], kinds)
+    best = group_means(reference, kinds)
+    closer = all(a <= s for a, s in zip(ace_means, smc_means, strict=True))
+    lines = [
+        f"## ACE vs SMC-ABC: {n} observations ({kinds.count('specified')} specified), "
+        f"beta={args.beta:g}, epsilon={args.epsilon:.3f}, seed={args.seed}, "
+        f"PyMC {pm.__version__}",
+        "",
+        "| method | simulations (all observations) | simulations per observation "
+        "| predictive MSE, specified | predictive MSE, misspecified | wall time (s) |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| ACE (beta={args.beta:g}) | {ace_total:,} | {ace_total / n:,.0f} "
+        f"| {ace_means[0]:.4f} | {ace_means[1]:.4f} | {ace['wall_time']:.1f} |",
+        f"| SMC-ABC (epsilon={args.epsilon:.3f}) | {smc_total:,} | {smc_total / n:,.0f} "
+        f"| {smc_means[0]:.4f} | {smc_means[1]:.4f} | {smc['wall_time']:.1f} |",
+        f"| best single theta (reference) | - | - | {best[0]:.4f} | {best[1]:.4f} | - |",
+        "",
+        "| observation | kind | ACE | SMC-ABC | best theta | SMC-ABC simulations |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for index, kind in enumerate(kinds):
+        values = (ace["distances"][index], smc["distances"][index], reference[index])
+        lines.append(
+            f"| {index} | {kind} | " + " | ".join(f"{v:.4f}" for v in values)
+            + f" | {smc['simulations'][index]:,} |"
+        )  # fmt: skip
+    lines += [
+        "",
+        f"- ACE: {ace_total:,} simulations, fit in {ace['fit_time']:.1f} s (validation error "
+        f"{ace['validation_error']:.3f}); sampling {n} observations with {args.chains} chains x "
+        f"({args.tune} tune + {args.draws} draws) ran no simulation",
+        f"- SMC-ABC: {args.smc_draws} particles, 1 chain; simulations per observation "
+        f"{min(smc['simulations']):,} to {max(smc['simulations']):,}",
+        f"- predictive MSE: mean over observations of the MSE to the observation of one "
+        f"simulation at each of {args.predictive_draws} posterior draws (not counted above)",
+        "",
+        f"- [{'x' if closer else ' '}] ACE at least as close: {'yes' if closer else 'no'} "
+        f"(specified {ace_means[0]:.4f} vs {smc_means[0]:.4f}, misspecified "
+        f"{ace_means[1]:.4f} vs {smc_means[1]:.4f})",
+        f"- [{'x' if smc_total >= 10 * ace_total else ' '}] simulations ratio SMC/ACE: "
+        f"{smc_total / ace_total:.1f} x (target >= 10)",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Run both methods on the same ten observations and print the report."""
+    args = parse_args()
+    logging.getLogger("pymc").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="Numba will use object mode")
+    observations, kinds = make_observations(args.seed)
+    reference = [best_expected_mse(observed) for observed in observations]
+    ace = run_ace(observations, args, np.random.default_rng([args.seed, 1]))
+    smc = run_smc(observations, args, np.random.default_rng([args.seed, 2]))
+    print(report(args, kinds, ace, smc, reference))
+
+
+if __name__ == "__main__":
+    main()
