@@ -109,7 +109,9 @@ def test_save_load_round_trip(estimator, tmp_path):
     assert path == tmp_path / "cost.eqx"
     loaded = shmc.CostEstimator.load(path)
     theta = np.random.default_rng(0).normal(size=(5, 2))
-    np.testing.assert_array_equal(loaded.predict(theta, OBSERVED), estimator.predict(theta, OBSERVED))
+    np.testing.assert_array_equal(
+        loaded.predict(theta, OBSERVED), estimator.predict(theta, OBSERVED)
+    )
     assert loaded.variables == estimator.variables and loaded.distance == estimator.distance
     with linear_model(OBSERVED):
         assert isinstance(shmc.ACE(estimator=str(path), beta=1.0).estimator, shmc.CostEstimator)
@@ -150,7 +152,7 @@ def test_clear_errors(estimator):
             shmc.CostEstimator.fit(n_simulations=0)
     with pm.Model():
         pm.Normal("mu", 0.0, 1.0)
-        with pytest.raises(ValueError, match="exactly one pm.Simulator"):
+        with pytest.raises(ValueError, match=r"exactly one pm\.Simulator"):
             shmc.ACE(estimator=estimator, beta=1.0)
     with pm.Model():
         mu = pm.Normal("mu", 0.0, 1.0, shape=2)
@@ -191,3 +193,12 @@ def test_every_simulation_failing_is_an_error():
         pm.Simulator("x", broken, theta, observed=np.zeros(2))
     with pytest.raises(RuntimeError, match="Every simulation failed"), warnings.catch_warnings():
         shmc.CostEstimator.fit(model, n_simulations=5, executor=None, progressbar=False)
+
+
+def test_forked_chains_after_jax_get_a_clear_error(estimator):
+    # JAX has run in this process (the fit); a fork of it cannot run JAX: say what to do.
+    with linear_model(OBSERVED), pytest.raises(Exception, match="mp_ctx='forkserver'"):
+        pm.sample(
+            step=shmc.ACE(estimator=estimator, beta=BETA), tune=10, draws=10, chains=2, cores=2,
+            mp_ctx="fork", random_seed=1, **QUIET,
+        )  # fmt: skip
