@@ -5,7 +5,6 @@ from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import cloudpickle
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -179,11 +178,12 @@ class CostEstimator:
             rng=np.random.default_rng(seeds[2]),
             observations=simulator_model.observed if include_observed else None,
         )
-        job = (
-            simulations.theta, simulations.data, targets, cloudpickle.dumps(distance),
-            iid_trials, network, training, embedding_size, int(seeds[2]),
+        distance_fn, settings = resolve(distance, simulations.data)
+        result = fit_cost(
+            simulations.theta, simulations.data, targets, distance=distance_fn,
+            iid_trials=iid_trials, network=network, training=training,
+            embedding_size=embedding_size, key=jax.random.key(int(seeds[2])),
         )  # fmt: skip
-        arrays, settings, result = _train(job)
         return cls(
             variables=simulator_model.variables,
             data_shape=tuple(simulator_model.observed.shape),
@@ -191,12 +191,14 @@ class CostEstimator:
             distance=settings,
             network=network,
             embedding_size=embedding_size,
-            arrays=arrays,
+            arrays=tuple(
+                np.asarray(a) for a in jax.tree.leaves(eqx.filter(result.network, eqx.is_array))
+            ),
             n_simulations=len(simulations),
             n_failed=simulations.n_failed,
-            validation_error=result["validation_error"],
-            train_losses=result["train_losses"],
-            validation_losses=result["validation_losses"],
+            validation_error=result.validation_error,
+            train_losses=result.train_losses,
+            validation_losses=result.validation_losses,
         )
 
     def build(self) -> CostNetwork:
@@ -291,22 +293,6 @@ class CostEstimator:
         )
         estimator.build()  # refuse a damaged file now, not when sampling
         return estimator
-
-
-def _train(job) -> tuple[tuple[np.ndarray, ...], dict[str, Any], dict[str, Any]]:
-    theta, data, targets, distance_bytes, iid, network, training, embedding, seed = job
-    distance, settings = resolve(cloudpickle.loads(distance_bytes), data)
-    result = fit_cost(
-        theta, data, targets, distance=distance, iid_trials=iid, network=network,
-        training=training, embedding_size=embedding, key=jax.random.key(seed),
-    )  # fmt: skip
-    arrays = tuple(np.asarray(a) for a in jax.tree.leaves(eqx.filter(result.network, eqx.is_array)))
-    summary = {
-        "validation_error": result.validation_error,
-        "train_losses": result.train_losses,
-        "validation_losses": result.validation_losses,
-    }
-    return arrays, settings, summary
 
 
 def _ravel_trailing(value, shape: tuple[int, ...]) -> np.ndarray:

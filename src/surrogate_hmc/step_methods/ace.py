@@ -207,7 +207,9 @@ class ACE(ArrayStepShared):
         self.step_adapt = DualAverageAdaptation(
             0.25 / self._dim**0.25, self.target_accept, 0.05, 0.75, 10
         )
-        self._state = None
+        self._state = None  # BlackJAX's state on the device, and its position and log-density
+        self._position = np.zeros(0)  # on the host, read once per draw with the step's stats
+        self._logdensity = np.nan
 
     def setup_chain(self, rng, tune: int, draws: int) -> None:
         """Start a chain (PyMC 6): fresh adaptation."""
@@ -276,15 +278,15 @@ class ACE(ArrayStepShared):
         """One NUTS transition on the generalized-Bayes log-density."""
         start = time.perf_counter()
         nuts = self._local()["nuts"]
-        state = self._state
-        if state is None or not np.array_equal(np.asarray(state.position), q0.data):
+        state, previous_logdensity = self._state, self._logdensity
+        if state is None or not np.array_equal(self._position, q0.data):
             state = nuts.init(q0.data)
-        previous_logdensity = float(np.asarray(state.logdensity))
+            previous_logdensity = float(np.asarray(state.logdensity))
         step_size = float(self.step_adapt.current(self.tune))
         inverse_mass = np.asarray(self.potential._var, dtype=np.float64)
         seed = int(self.rng.integers(2**32, dtype=np.uint64))
         state, info = nuts.step(seed, state, step_size, inverse_mass)
-        self._state = state
+        self._state, self._position, self._logdensity = state, info.position, info.logdensity
         if self.tune:
             self.step_adapt.update(info.acceptance_rate, True)
             self.potential.update(info.position, None, True)
