@@ -120,9 +120,8 @@ def draw_prior(model: pm.Model, n: int, seed: int) -> tuple[np.ndarray, list[lis
     return theta.astype(np.float64), per_draw
 
 
-def _simulate_chunk(simulator_bytes: bytes, inputs: Sequence[list], size, seed) -> list:
-    """Run one chunk in a worker: each result is an array, or the error's text."""
-    simulator = cloudpickle.loads(simulator_bytes)
+def _simulate_chunk(simulator, inputs: Sequence[list], size, seed) -> list:
+    """Run one chunk: each result is an array, or the error's text."""
     results: list[np.ndarray | str] = []
     for rng, params in zip(np.random.default_rng(seed).spawn(len(inputs)), inputs, strict=True):
         try:
@@ -130,6 +129,11 @@ def _simulate_chunk(simulator_bytes: bytes, inputs: Sequence[list], size, seed) 
         except Exception as error:
             results.append(f"{type(error).__name__}: {error}")
     return results
+
+
+def _simulate_pickled_chunk(simulator_bytes: bytes, inputs: Sequence[list], size, seed) -> list:
+    """Run one chunk in a worker, the simulator sent with cloudpickle (closures, ``__main__``)."""
+    return _simulate_chunk(cloudpickle.loads(simulator_bytes), inputs, size, seed)
 
 
 def default_executor() -> Executor:
@@ -165,19 +169,25 @@ def run_simulations(
     chunk_size = chunk_size or max(1, math.ceil(n / (4 * workers)))
     starts = range(0, n, chunk_size)
     seeds = np.random.SeedSequence(seed).spawn(len(starts))
-    payload = cloudpickle.dumps(simulator_model.simulator)
     size = simulator_model.size
     results: list = [None] * len(starts)
     with _progress(progressbar, n) as advance:
         if executor is None:
             for index, start in enumerate(starts):
                 chunk = inputs[start : start + chunk_size]
-                results[index] = _simulate_chunk(payload, chunk, size, seeds[index])
+                results[index] = _simulate_chunk(
+                    simulator_model.simulator, chunk, size, seeds[index]
+                )
                 advance(len(chunk))
         else:
+            payload = cloudpickle.dumps(simulator_model.simulator)
             futures = {
                 executor.submit(
-                    _simulate_chunk, payload, inputs[start : start + chunk_size], size, seeds[i]
+                    _simulate_pickled_chunk,
+                    payload,
+                    inputs[start : start + chunk_size],
+                    size,
+                    seeds[i],
                 ): i
                 for i, start in enumerate(starts)
             }
