@@ -40,3 +40,13 @@ def benchmark(session: nox.Session) -> None:
     """Run the GP benchmark side by side with PyMC's NUTS (``-- --quick`` for a smoke run)."""
     session.install("-e", ".")
     session.run("python", "benchmarks/gp_regression.py", *session.posargs)
+
+
+@nox.session(python="3.12")
+def docs(session: nox.Session) -> None:
+    """Build the documentation into ``docs/_build/html``; Sphinx warnings are errors."""
+    session.install("-e", ".[docs]")
+    session.run(
+        "sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html",
+        *session.posargs,
+    )  # fmt: skip
