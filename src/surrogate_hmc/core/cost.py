@@ -3,27 +3,38 @@
 Trained on prior simulations ``(theta_i, x_i)`` and targets ``x_t``; every optimizer step draws
 fresh ``(i, t)`` pairs, labels them with ``d(x_i, x_t)`` and regresses with a squared loss, so the
 network converges to the expected distance (ACE, arXiv:2305.15208, Propositions 1 and 2).
+
+Which pairs are drawn may depend on ``theta_i`` and on ``x_t`` (and on the parameters that made
+``x_t``), never on ``x_i``: given ``(theta_i, x_t)`` the label is then still an unbiased draw of
+``d(x, x_t)`` with ``x ~ p(x | theta_i)``, and the minimiser is unchanged. Half of each batch
+pairs a target with simulations at the parameters nearest to the ones it was simulated from,
+so that the region near a cost's minimum, where a posterior concentrates, is densely trained.
+A target is never paired with the simulation it was made from (that label is not independent
+of it).
 """
+
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from surrogate_hmc.core.distances import Distance
 from surrogate_hmc.core.network import NetworkConfig, Standardization
 from surrogate_hmc.core.training import (
     TrainingConfig,
     TrainingResult,
-    _optimizer,
     _validation_split,
     early_stopping,
 )
 
-__all__ = ["CostNetwork", "augmented_targets", "build_cost_network", "fit_cost"]
+__all__ = ["CostNetwork", "Targets", "augmented_targets", "build_cost_network", "fit_cost"]
 
 _VALIDATION_PAIRS = 4096
-_RELATIVE_FLOOR = 0.05
+_RELATIVE_FLOOR = 0.01
+_NEIGHBOURS = 32
 
 
 class CostNetwork(eqx.Module):
@@ -31,8 +42,10 @@ class CostNetwork(eqx.Module):
 
     The data are standardized per feature and embedded by an MLP; with i.i.d. trials (first axis)
     each trial is embedded and the embeddings averaged, so the network does not depend on the
-    trials' order. A head MLP maps the standardized ``theta`` and the embedding to a softplus,
-    scaled to the typical distance.
+    trials' order. The cost, in units of the typical distance, is the mean squared difference
+    between the embedding and a second MLP's image of the standardized ``theta``, plus a
+    softplus of a head MLP of both: the first term gives the cost the sharp valley a distance
+    has where the data fit, the second whatever else it needs.
 
     Examples
     --------
@@ -44,6 +57,7 @@ class CostNetwork(eqx.Module):
     theta_scaler: Standardization
     x_scaler: Standardization
     embedding: eqx.nn.MLP
+    anchor: eqx.nn.MLP
     head: eqx.nn.MLP
     scale: jax.Array
     iid_trials: bool = eqx.field(static=True)
@@ -55,8 +69,10 @@ class CostNetwork(eqx.Module):
             embedded = jnp.mean(jax.vmap(self.embedding)(trials), axis=0)
         else:
             embedded = self.embedding(self.x_scaler.apply(jnp.ravel(x)))
-        features = jnp.concatenate([self.theta_scaler.apply(theta), embedded])
-        return self.scale * jax.nn.softplus(self.head(features)[0])
+        standardized = self.theta_scaler.apply(theta)
+        valley = jnp.mean((self.anchor(standardized) - embedded) ** 2)
+        rest = jax.nn.softplus(self.head(jnp.concatenate([standardized, embedded]))[0])
+        return self.scale * (valley + rest)
 
 
 def _features(data_shape: tuple[int, ...], iid_trials: bool) -> int:
@@ -77,16 +93,24 @@ def build_cost_network(
 ) -> CostNetwork:
     """A freshly initialised :class:`CostNetwork` (identity standardizations unless given)."""
     features = _features(data_shape, iid_trials)
-    embed_key, head_key = jax.random.split(key)
+    embed_key, anchor_key, head_key = jax.random.split(key, 3)
     ones_theta, ones_x = np.ones(theta_dim), np.ones(features)
     return CostNetwork(
         theta_scaler=theta_scaler or Standardization(0 * ones_theta, ones_theta),
         x_scaler=x_scaler or Standardization(0 * ones_x, ones_x),
         embedding=network.build(features, embedding_size, key=embed_key),
+        anchor=network.build(theta_dim, embedding_size, key=anchor_key),
         head=network.build(theta_dim + embedding_size, 1, key=head_key),
         scale=jnp.asarray(float(scale)),
         iid_trials=iid_trials,
     )
+
+
+class Targets(NamedTuple):
+    """Targets ``x_t`` and, for each, the simulation it was made from (``-1``: none)."""
+
+    data: np.ndarray
+    source: np.ndarray
 
 
 def augmented_targets(
@@ -95,46 +119,89 @@ def augmented_targets(
     noise: float,
     rng: np.random.Generator,
     observations: np.ndarray | None = None,
-) -> np.ndarray:
+) -> Targets:
     """Targets ``x_t``: the simulations, noisy copies of them, and the observations if given.
 
     The copies add Gaussian noise of ``noise`` times each feature's spread across simulations,
     so that observations outside the prior predictive (a misspecified model) are still near
     something the network was trained on.
+
+    Examples
+    --------
+    >>> sims = np.arange(6.0).reshape(3, 2)
+    >>> targets = augmented_targets(sims, noise=0.5, rng=np.random.default_rng(0))
+    >>> targets.data.shape, targets.source.tolist()
+    ((6, 2), [0, 1, 2, 0, 1, 2])
     """
+    n = len(simulations)
     spread = np.std(simulations, axis=0, keepdims=True)
     copies = simulations + noise * spread * rng.standard_normal(simulations.shape)
-    parts = [simulations, copies] if noise > 0 else [simulations]
+    parts, sources = [simulations], [np.arange(n)]
+    if noise > 0:
+        parts.append(copies)
+        sources.append(np.arange(n))
     if observations is not None:
-        parts.append(np.reshape(observations, (-1, *simulations.shape[1:])))
-    return np.concatenate(parts)
+        observed = np.reshape(observations, (-1, *simulations.shape[1:]))
+        parts.append(observed)
+        sources.append(np.full(len(observed), -1))
+    return Targets(np.concatenate(parts), np.concatenate(sources))
 
 
-def _squared_error(params, static, theta, targets, labels):
+def nearest_rows(points: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
+    """For each point, the indices of its ``k`` nearest candidates other than itself.
+
+    ``points`` are rows of ``candidates`` or not; a candidate at distance 0 (the point itself)
+    is left out. Computed in blocks, so memory stays small for many simulations.
+    """
+    k = min(k, len(candidates) - 1)
+    found = np.empty((len(points), k), dtype=np.int64)
+    squared_norms = np.sum(candidates**2, axis=1)
+    for start in range(0, len(points), 256):
+        block = points[start : start + 256]
+        squared = squared_norms - 2 * block @ candidates.T + np.sum(block**2, axis=1)[:, None]
+        squared[squared <= 1e-24] = np.inf
+        found[start : start + 256] = np.argpartition(squared, k - 1, axis=1)[:, :k]
+    return found
+
+
+def _squared_error(params, static, theta, targets, labels, keep):
     # Relative to the prediction, which depends on (theta, x_t) only: the minimiser is still
     # the expected distance, and small costs, where a posterior concentrates, are fit as well
     # as large ones.
     network = eqx.combine(params, static)
     predicted = jax.vmap(network)(theta, targets)
     reference = jax.lax.stop_gradient(predicted) + _RELATIVE_FLOOR * network.scale
-    return jnp.mean(((predicted - labels) / reference) ** 2)
+    squared = jnp.where(keep, ((predicted - labels) / reference) ** 2, 0.0)
+    return jnp.sum(squared) / jnp.maximum(jnp.sum(keep), 1)
+
+
+def _pairs(key, batch, n_train, sources, sourced, neighbours):
+    # Half uniform pairs, half a target with a simulation near the parameters it came from.
+    uniform_key, target_key, local_key, neighbour_key = jax.random.split(key, 4)
+    half = batch // 2
+    uniform_rows = jax.random.randint(uniform_key, (batch - half,), 0, n_train)
+    uniform_targets = jax.random.randint(target_key, (batch - half,), 0, sources.shape[0])
+    local_targets = sourced[jax.random.randint(local_key, (half,), 0, sourced.shape[0])]
+    which = jax.random.randint(neighbour_key, (half,), 0, neighbours.shape[1])
+    local_rows = neighbours[sources[local_targets], which]
+    rows = jnp.concatenate([uniform_rows, local_rows])
+    picked = jnp.concatenate([uniform_targets, local_targets])
+    return rows, picked, rows != sources[picked]
 
 
 @eqx.filter_jit
 def _cost_chunk(
-    params, static, opt_state, optimizer, distance, theta, simulations, targets, n_train, key,
-    n_steps, batch,
+    params, static, opt_state, optimizer, distance, theta, simulations, targets, pairing, n_train,
+    key, n_steps, batch,
 ):  # fmt: skip
     labels_of = jax.vmap(distance)
 
     def step(carry, key):
         params, opt_state = carry
-        sim_key, target_key = jax.random.split(key)
-        rows = jax.random.randint(sim_key, (batch,), 0, n_train)
-        picked = jax.random.randint(target_key, (batch,), 0, targets.shape[0])
+        rows, picked, keep = _pairs(key, batch, n_train, *pairing)
         labels = labels_of(simulations[rows], targets[picked])
         loss, grads = jax.value_and_grad(_squared_error)(
-            params, static, theta[rows], targets[picked], labels
+            params, static, theta[rows], targets[picked], labels, keep
         )
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return (eqx.apply_updates(params, updates), opt_state), loss
@@ -148,7 +215,7 @@ def _cost_chunk(
 def fit_cost(
     theta: np.ndarray,
     simulations: np.ndarray,
-    targets: np.ndarray,
+    targets: Targets,
     *,
     distance: Distance,
     iid_trials: bool,
@@ -161,7 +228,9 @@ def fit_cost(
 
     A ``validation_fraction`` of the simulations is held out; the validation loss is the squared
     error, in units of the typical distance, on fixed held-out (simulation, target) pairs. It
-    includes the labels' own noise, so it does not go to 0: it is used for early stopping.
+    includes the labels' own noise, so it does not go to 0: it is used for early stopping. Unless
+    ``training.optimizer`` is given, Adam's learning rate decays along a cosine to 1% at
+    ``training.max_steps``, which averages out the labels' noise.
 
     Parameters
     ----------
@@ -170,7 +239,8 @@ def fit_cost(
     simulations
         The simulations, shape ``(n, *data_shape)``; i.i.d. trials along ``data_shape[0]``.
     targets
-        Targets ``x_t``, shape ``(m, *data_shape)`` (see :func:`augmented_targets`).
+        Targets ``x_t``, data of shape ``(m, *data_shape)``, with the simulation each was made
+        from (see :func:`augmented_targets`).
     distance
         ``distance(x, x_t)`` in JAX (see :mod:`surrogate_hmc.core.distances`).
     iid_trials
@@ -188,8 +258,9 @@ def fit_cost(
     >>> rng = np.random.default_rng(0)
     >>> theta = rng.uniform(-1, 1, (500, 1))
     >>> sims = theta + 0.1 * rng.standard_normal((500, 1))
+    >>> targets = augmented_targets(sims, noise=0.5, rng=rng)
     >>> fit = fit_cost(
-    ...     theta, sims, sims, distance=mse, iid_trials=False, network=NetworkConfig(width=16),
+    ...     theta, sims, targets, distance=mse, iid_trials=False, network=NetworkConfig(width=16),
     ...     training=TrainingConfig(max_steps=500), embedding_size=4, key=jax.random.key(0),
     ... )
     >>> bool(fit.validation_error < 1.0)
@@ -197,21 +268,31 @@ def fit_cost(
     """
     theta = np.asarray(theta, dtype=np.float64)
     simulations = np.asarray(simulations, dtype=np.float64)
-    targets = np.asarray(targets, dtype=np.float64)
+    target_data = np.asarray(targets.data, dtype=np.float64)
     split_key, init_key, label_key, train_key = jax.random.split(key, 4)
     is_validation = _validation_split(len(theta), training.validation_fraction, split_key)
     order = np.argsort(is_validation, kind="stable")  # training rows first
     theta, simulations = theta[order], simulations[order]
+    new_row = np.empty_like(order)
+    new_row[order] = np.arange(len(order))
+    sources = np.where(targets.source >= 0, new_row[np.maximum(targets.source, 0)], -1)
     n_train = int((~is_validation).sum())
+    theta_scaler = Standardization.fit(theta[:n_train])
+    standardized = np.asarray(theta_scaler.apply(theta))
+    pairing = (
+        jnp.asarray(sources),
+        jnp.asarray(np.flatnonzero(sources >= 0)),
+        jnp.asarray(nearest_rows(standardized, standardized[:n_train], _NEIGHBOURS)),
+    )
 
     labels_of = jax.jit(jax.vmap(distance))
     pair_key, sim_key, target_key = jax.random.split(label_key, 3)
     n_pairs = _VALIDATION_PAIRS
     validation_rows = np.asarray(jax.random.randint(sim_key, (n_pairs,), n_train, len(theta)))
-    validation_targets = np.asarray(jax.random.randint(target_key, (n_pairs,), 0, len(targets)))
-    validation_labels = labels_of(simulations[validation_rows], targets[validation_targets])
+    validation_targets = np.asarray(jax.random.randint(target_key, (n_pairs,), 0, len(sources)))
+    validation_labels = labels_of(simulations[validation_rows], target_data[validation_targets])
     train_rows = np.asarray(jax.random.randint(pair_key, (n_pairs,), 0, n_train))
-    scale = float(np.mean(labels_of(simulations[train_rows], targets[validation_targets])))
+    scale = float(np.mean(labels_of(simulations[train_rows], target_data[validation_targets])))
     if not np.isfinite(scale) or scale <= 0:
         raise ValueError(
             f"The distance between simulations and targets has mean {scale!r}; it must be "
@@ -222,16 +303,20 @@ def fit_cost(
     x_rows = np.reshape(simulations[:n_train], (-1, trials))
     cost_network = build_cost_network(
         theta.shape[1], simulations.shape[1:], iid_trials, network, embedding_size,
-        key=init_key, theta_scaler=Standardization.fit(theta[:n_train]),
-        x_scaler=Standardization.fit(x_rows), scale=scale,
+        key=init_key, theta_scaler=theta_scaler, x_scaler=Standardization.fit(x_rows),
+        scale=scale,
     )  # fmt: skip
-    optimizer = _optimizer(training)
+    optimizer = training.optimizer or optax.apply_if_finite(
+        optax.adam(optax.cosine_decay_schedule(training.learning_rate, training.max_steps, 0.01)),
+        max_consecutive_errors=20,
+    )
     params, static = eqx.partition(cost_network, eqx.is_inexact_array)
-    theta_d, simulations_d, targets_d = (jnp.asarray(a) for a in (theta, simulations, targets))
+    theta_d, simulations_d, targets_d = (jnp.asarray(a) for a in (theta, simulations, target_data))
     validation = (
         jnp.asarray(theta[validation_rows]),
-        jnp.asarray(targets[validation_targets]),
+        jnp.asarray(target_data[validation_targets]),
         jnp.asarray(validation_labels),
+        jnp.asarray(validation_rows != sources[validation_targets]),
     )
     validation_loss = eqx.filter_jit(_squared_error)
     batch = min(training.batch_size, n_train)
@@ -239,7 +324,7 @@ def fit_cost(
     def run_chunk(params, opt_state, key):
         return _cost_chunk(
             params, static, opt_state, optimizer, distance, theta_d, simulations_d, targets_d,
-            n_train, key, training.eval_every, batch,
+            pairing, n_train, key, training.eval_every, batch,
         )  # fmt: skip
 
     result = early_stopping(
