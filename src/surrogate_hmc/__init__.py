@@ -14,6 +14,7 @@ from surrogate_hmc.core import (  # noqa: E402
     TrainedSurrogate,
     TrainingConfig,
 )
+from surrogate_hmc.diagnostics import plot_diagnostics  # noqa: E402
 from surrogate_hmc.estimator import CostEstimator  # noqa: E402
 from surrogate_hmc.simulation import SimulationWarning  # noqa: E402
 from surrogate_hmc.step_methods import (  # noqa: E402
@@ -38,4 +39,5 @@ __all__ = [
     "TrainedSurrogate",
     "TrainingConfig",
     "__version__",
+    "plot_diagnostics",
 ]

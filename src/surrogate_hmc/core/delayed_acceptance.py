@@ -40,11 +40,15 @@ class DAInfo(NamedTuple):
     ``acceptance_rate``, ``tree_depth``, ``n_steps`` and ``diverging`` describe NUTS's tree on
     the surrogate; ``second_stage_acceptance`` is the exact correction's acceptance probability
     (1 when NUTS returned the current point), which measures how well the surrogate agrees with
-    the model. ``energy`` and ``energy_error`` use the exact log-density.
+    the model, and ``log_ratio`` its log ratio ``[logp(q') - logp(q)] - [s(q') - s(q)]`` (0 for
+    a perfect surrogate, ``-inf`` when it is not finite, ``nan`` when NUTS returned the current
+    point and nothing exact was evaluated). ``energy`` and ``energy_error`` use the exact
+    log-density.
     """
 
     acceptance_rate: float
     second_stage_acceptance: float
+    log_ratio: float
     is_accepted: bool
     diverging: bool
     energy: float
@@ -112,7 +116,7 @@ def delayed_acceptance_transition(
     initial_energy = nuts_info.initial_kinetic_energy - state.logdensity
     log_uniform = np.log(rng.uniform())
 
-    n_exact_logp, second_stage, is_accepted = 0, 1.0, False
+    n_exact_logp, second_stage, is_accepted, log_ratio = 0, 1.0, False, np.nan
     if np.array_equal(position, state.position):
         new_state = state._replace(surrogate=surrogate)
         energy = initial_energy
@@ -135,6 +139,7 @@ def delayed_acceptance_transition(
     return new_state, DAInfo(
         acceptance_rate=nuts_info.acceptance_rate,
         second_stage_acceptance=second_stage,
+        log_ratio=float(log_ratio),
         is_accepted=is_accepted,
         diverging=diverging,
         energy=energy,

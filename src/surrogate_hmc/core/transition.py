@@ -23,7 +23,9 @@ class HMCInfo(NamedTuple):
     """Diagnostics of one transition.
 
     ``energy_error`` is that of the returned state (0 when the proposal is rejected), as in NUTS;
-    ``proposal_energy_error`` is that of the proposal, accepted or not.
+    ``proposal_energy_error`` is that of the proposal, accepted or not (``inf`` when it is not
+    finite). ``n_exact_logp`` is 1 when the exact log-density was evaluated at the proposal,
+    0 when the trajectory ended at a non-finite point.
     """
 
     acceptance_rate: float
@@ -33,6 +35,7 @@ class HMCInfo(NamedTuple):
     energy_error: float
     proposal_energy_error: float
     proposal_logdensity: float
+    n_exact_logp: int
 
 
 def kinetic_energy(momentum: np.ndarray, inverse_mass: np.ndarray) -> float:
@@ -98,7 +101,9 @@ def static_hmc_transition(
 
     proposal_logdensity = -np.inf
     proposal_energy_error = np.inf
+    n_exact_logp = 0
     if np.all(np.isfinite(position)) and np.all(np.isfinite(end_momentum)):
+        n_exact_logp = 1
         proposal_logdensity = float(logdensity_fn(position))
         if np.isfinite(proposal_logdensity):
             proposal_energy = kinetic_energy(end_momentum, inverse_mass) - proposal_logdensity
@@ -122,4 +127,5 @@ def static_hmc_transition(
         energy_error=energy_error,
         proposal_energy_error=float(proposal_energy_error),
         proposal_logdensity=proposal_logdensity,
+        n_exact_logp=n_exact_logp,
     )

@@ -91,8 +91,9 @@ class ACE(ArrayStepShared):
     Sample stats: ``acceptance_rate``, ``diverging``, ``energy``, ``energy_error``,
     ``step_size``, ``step_size_bar``, ``n_steps``, ``tree_depth``, ``reached_max_treedepth``,
     ``model_logp`` (the generalized-Bayes log-density), and, as for ``SurrogateHMC``, ``phase``
-    (always 1, surrogate) and the exact evaluations ``n_exact_grad`` and ``n_exact_logp``
-    (always 0: no simulation runs while sampling).
+    (always 1, surrogate), the exact evaluations ``n_exact_grad`` and ``n_exact_logp``
+    (always 0: no simulation runs while sampling) and ``surrogate_error`` (always ``nan``:
+    there is no exact model to compare the network with).
 
     Examples
     --------
@@ -127,6 +128,7 @@ class ACE(ArrayStepShared):
         "model_logp": (np.float64, []),
         "n_exact_grad": (np.int64, []),
         "n_exact_logp": (np.int64, []),
+        "surrogate_error": (np.float64, []),
         "perf_counter_diff": (np.float64, []),
         "perf_counter_start": (np.float64, []),
     }
@@ -310,6 +312,7 @@ class ACE(ArrayStepShared):
             "model_logp": info.logdensity,
             "n_exact_grad": 0,
             "n_exact_logp": 0,
+            "surrogate_error": np.nan,
             "perf_counter_diff": time.perf_counter() - start,
             "perf_counter_start": start,
         }

@@ -161,8 +161,21 @@ class SurrogateHMC(NUTS):
     Per-draw sample stats: ``phase`` (0 exact, 1 surrogate), ``acceptance_rate``, ``diverging``,
     ``energy``, ``energy_error``, ``step_size``, ``n_steps``, ``tree_depth``, ``model_logp``,
     ``second_stage_acceptance`` (the exact correction's acceptance probability after NUTS on
-    the surrogate, ``nan`` otherwise: how well the surrogate agrees with the model), and the cost
-    counters ``n_exact_grad`` and ``n_exact_logp``: exact evaluations spent in the iteration.
+    the surrogate, ``nan`` otherwise: how well the surrogate agrees with the model),
+    ``surrogate_error``, and the cost counters ``n_exact_grad`` and ``n_exact_logp``: exact
+    evaluations spent in the iteration.
+
+    ``surrogate_error`` is the log of the exact correction's Metropolis ratio at the proposal,
+    which says how far the surrogate was from the exact model there, at no extra cost: 0 is a
+    perfect surrogate, and ``exp(min(0, surrogate_error))`` is the probability that the
+    correction accepts. With NUTS on the surrogate it is the delayed-acceptance log ratio
+    ``[logp(q') - logp(q)] - [s(q') - s(q)]`` (``s`` the surrogate log-density); with static
+    trajectories it is minus the exact energy error of the proposal,
+    ``-(H(q', p') - H(q, p))`` with the exact potential, which also contains the leapfrog's
+    own discretization error. It is ``nan`` where nothing exact was evaluated at a proposal (the
+    exact phase, NUTS returning the current point, a trajectory ending at a non-finite point)
+    and ``-inf`` where the exact log-density or the ratio is not finite.
+    :func:`surrogate_hmc.plot_diagnostics` plots it with the phases, losses and costs.
 
     When the exact model is so cheap that a surrogate draw is not clearly cheaper than an exact
     NUTS iteration, a :class:`SurrogateCostWarning` says so once, with the measured costs.
@@ -195,6 +208,7 @@ class SurrogateHMC(NUTS):
         "phase": (np.int64, []),
         "acceptance_rate": (np.float64, []),
         "second_stage_acceptance": (np.float64, []),
+        "surrogate_error": (np.float64, []),
         "diverging": (bool, []),
         "divergences": (np.int64, []),
         "energy": (np.float64, []),
@@ -493,6 +507,7 @@ class SurrogateHMC(NUTS):
             "phase": EXACT,
             "acceptance_rate": nuts["mean_tree_accept"],
             "second_stage_acceptance": np.nan,
+            "surrogate_error": np.nan,
             "diverging": nuts["diverging"],
             "divergences": self.divergences,
             "energy": nuts["energy"],
@@ -568,6 +583,7 @@ class SurrogateHMC(NUTS):
         return new, {
             "acceptance_rate": info.acceptance_rate,
             "second_stage_acceptance": np.nan,
+            "surrogate_error": -info.proposal_energy_error if info.n_exact_logp else np.nan,
             "diverging": info.diverging,
             "energy": info.energy,
             "energy_error": info.energy_error,
@@ -593,6 +609,7 @@ class SurrogateHMC(NUTS):
         return HMCState(new.position, new.logdensity), {
             "acceptance_rate": info.acceptance_rate,
             "second_stage_acceptance": info.second_stage_acceptance,
+            "surrogate_error": info.log_ratio,
             "diverging": info.diverging,
             "energy": info.energy,
             "energy_error": info.energy_error,

@@ -1,0 +1,309 @@
+"""plot_diagnostics: the plotted data are the trace's stats; the surrogate_error stat is right."""
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+import pymc as pm
+import pytest
+
+import surrogate_hmc as shmc
+from surrogate_hmc.core.transition import HMCState, static_hmc_transition
+from tests.ace.simulators import linear_model
+from tests.helpers import posterior_array
+from tests.step_methods import models
+
+mpl.use("Agg")
+
+QUIET = {"progressbar": False, "compute_convergence_checks": False, "cores": 1}
+SMALL = {
+    "network": shmc.NetworkConfig(width=32),
+    "training": shmc.TrainingConfig(max_steps=500),
+}
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def nuts_run():
+    """NUTS on a log-density surrogate, 2 chains, tuning kept; the network learns all of logp."""
+    model, *_ = models.banana()
+    with model:
+        step = shmc.SurrogateHMC(
+            surrogate="logp", exact_prior=False, schedule=shmc.Schedule(start=60, every=30),
+            **SMALL,
+        )  # fmt: skip
+        idata = pm.sample(
+            step=step, tune=200, draws=150, chains=2, random_seed=1,
+            discard_tuned_samples=False, **QUIET,
+        )  # fmt: skip
+    return model, step, idata
+
+
+@pytest.fixture(scope="module")
+def static_run():
+    """Static trajectories on a gradient surrogate, 1 chain, tuning discarded."""
+    model, *_ = models.banana()
+    with model:
+        step = shmc.SurrogateHMC(
+            schedule=shmc.Schedule(start=40, every=30),
+            switch_test=shmc.SwitchTest(max_validation_error=np.inf), **SMALL,
+        )  # fmt: skip
+        idata = pm.sample(step=step, tune=150, draws=100, chains=1, random_seed=2, **QUIET)
+    return model, step, idata
+
+
+def stats(idata, name, warmup=True) -> np.ndarray:
+    """A stat as (chain, iteration), tuning first when the trace kept it."""
+    draws = np.asarray(idata["sample_stats"][name])
+    try:
+        tuning = np.asarray(idata["warmup_sample_stats"][name])
+    except KeyError:
+        return draws
+    return np.concatenate([tuning, draws], axis=1) if warmup else draws
+
+
+def by_gid(figure, gid):
+    found = [
+        artist
+        for axes in figure.axes
+        for artist in [*axes.lines, *axes.collections]
+        if artist.get_gid() == gid
+    ]
+    assert len(found) == 1, f"{len(found)} artists with gid {gid!r}"
+    return found[0]
+
+
+def axes_titled(figure, start):
+    (axes,) = [a for a in figure.axes if a.get_title(loc="left").startswith(start)]
+    return axes
+
+
+def panel_text(axes) -> str:
+    texts = [t.get_text() for t in axes.texts]
+    legend = axes.get_legend()
+    if legend is not None:
+        texts += [legend.get_title().get_text(), *(t.get_text() for t in legend.get_texts())]
+    return " ".join([*texts, axes.get_xlabel()])
+
+
+# -- the new stat ---------------------------------------------------------------------------------
+
+
+def test_surrogate_error_is_the_delayed_acceptance_log_ratio(nuts_run):
+    _, step, idata = nuts_run
+    phase, error = stats(idata, "phase"), stats(idata, "surrogate_error")
+    n_logp = stats(idata, "n_exact_logp")
+    assert np.all(np.isnan(error[phase == 0])), "an error without a surrogate proposal"
+    surrogate = phase == 1
+    assert surrogate.any() and np.all(n_logp[surrogate] <= 1)
+    np.testing.assert_array_equal(np.isfinite(error[surrogate]), n_logp[surrogate] == 1)
+    assert np.any(n_logp[surrogate] == 0), "NUTS never stayed put: the nan case is untested"
+
+    # Recompute [logp(q') - logp(q)] - [s(q') - s(q)] at the draws that moved, on the last
+    # chain, whose frozen surrogate the step returns.
+    network = step.trained_surrogate.build()
+    x = posterior_array(idata, ["x"])[-1]
+    lp = np.asarray(idata["sample_stats"]["lp"])[-1]
+    draw_error = np.asarray(idata["sample_stats"]["surrogate_error"])[-1]
+    moved = np.flatnonzero(np.any(x[1:] != x[:-1], axis=1)) + 1
+    assert moved.size > 50
+    s = np.array([float(network(q)) for q in x])
+    expected = (lp[moved] - lp[moved - 1]) - (s[moved] - s[moved - 1])
+    np.testing.assert_allclose(draw_error[moved], expected, rtol=1e-6, atol=1e-9)
+    # The second-stage acceptance is exp(min(0, error)) wherever the exact model was asked.
+    second = np.asarray(idata["sample_stats"]["second_stage_acceptance"])[-1]
+    checked = np.isfinite(draw_error)
+    np.testing.assert_allclose(second[checked], np.exp(np.minimum(draw_error[checked], 0.0)))
+
+
+def test_surrogate_error_of_static_trajectories_is_minus_the_exact_energy_error(static_run):
+    _, _, idata = static_run
+    phase, error = stats(idata, "phase"), stats(idata, "surrogate_error")
+    assert np.all(phase == 1), "the static run did not switch during tuning"
+    np.testing.assert_array_equal(~np.isnan(error), stats(idata, "n_exact_logp") == 1)
+    x = posterior_array(idata, ["x"])[0]
+    moved = np.flatnonzero(np.any(x[1:] != x[:-1], axis=1)) + 1
+    assert moved.size > 30
+    # An accepted proposal's energy error is the proposal's.
+    np.testing.assert_allclose(error[0, moved], -stats(idata, "energy_error")[0, moved])
+    checked = ~np.isnan(error[0])
+    acceptance = stats(idata, "acceptance_rate")[0, checked]
+    np.testing.assert_allclose(acceptance, np.exp(np.minimum(error[0, checked], 0.0)))
+
+
+def test_a_trajectory_to_a_non_finite_point_evaluates_nothing_exact():
+    calls = []
+
+    def exact(q):
+        calls.append(q)
+        return -0.5 * float(q @ q)
+
+    _, info = static_hmc_transition(
+        np.random.default_rng(0), HMCState(np.zeros(2), 0.0), logdensity_fn=exact,
+        trajectory_fn=lambda q, p, eps, n: (np.full(2, np.nan), p),
+        step_size=0.1, inverse_mass=np.ones(2), n_steps=3,
+    )  # fmt: skip
+    assert info.n_exact_logp == 0 and not calls and info.diverging
+    _, info = static_hmc_transition(
+        np.random.default_rng(0), HMCState(np.zeros(2), 0.0), logdensity_fn=exact,
+        trajectory_fn=lambda q, p, eps, n: (q + 0.1, p), step_size=0.1, inverse_mass=np.ones(2),
+        n_steps=3,
+    )  # fmt: skip
+    assert info.n_exact_logp == 1 and len(calls) == 1
+
+
+# -- the figure: what is plotted is what the trace says --------------------------------------------
+
+
+def test_panels_plot_the_trace_stats(nuts_run):
+    _, step, idata = nuts_run
+    figure = shmc.plot_diagnostics(idata, step)
+    assert len(figure.axes) == 5
+    phase = stats(idata, "phase")
+    n_tune = np.asarray(idata["warmup_sample_stats"]["phase"]).shape[1]
+    assert phase.shape == (2, n_tune + 150)
+    for chain in (0, 1):
+        # The phase bars cover each chain's exact and surrogate iterations, tuning included.
+        for value, name in ((0, "exact"), (1, "surrogate")):
+            bars = by_gid(figure, f"phase-{name}-chain-{chain}")
+            covered = np.zeros(phase.shape[1], bool)
+            for path in bars.get_paths():
+                lo, hi = path.vertices[:, 0].min(), path.vertices[:, 0].max()
+                covered[int(np.ceil(lo)) : int(np.floor(hi)) + 1] = True
+            np.testing.assert_array_equal(covered, phase[chain] == value)
+        np.testing.assert_array_equal(
+            by_gid(figure, f"surrogate-error-chain-{chain}").get_ydata(),
+            stats(idata, "surrogate_error")[chain],
+        )
+        for name in ("n_exact_grad", "n_exact_logp"):
+            np.testing.assert_array_equal(
+                by_gid(figure, f"{name}-chain-{chain}").get_ydata(), stats(idata, name)[chain]
+            )
+        milliseconds = 1e3 * stats(idata, "perf_counter_diff")[chain]
+        exact = by_gid(figure, f"time-exact-chain-{chain}").get_ydata()
+        surrogate = by_gid(figure, f"time-surrogate-chain-{chain}").get_ydata()
+        np.testing.assert_array_equal(np.isnan(exact), phase[chain] == 1)
+        np.testing.assert_allclose(np.where(phase[chain] == 0, exact, surrogate), milliseconds)
+    evaluations = panel_text(axes_titled(figure, "Exact evaluations"))
+    assert f"{int(stats(idata, 'n_exact_grad').sum()):,} in all" in evaluations
+
+
+def test_loss_curves_are_the_trainings_of_the_last_chain(nuts_run):
+    _, step, idata = nuts_run
+    figure = shmc.plot_diagnostics(idata, step)
+    trained = [r for r in step.training_history if "train_losses" in r]
+    assert trained and trained[-1]["switched"]
+    loss = axes_titled(figure, "Training and validation loss")
+    train = [line for line in loss.lines if line.get_gid() == "train-loss"]
+    validation = [line for line in loss.lines if line.get_gid() == "validation-loss"]
+    assert len(train) == len(validation) == len(trained)
+    for line, record in zip(train, trained, strict=True):
+        np.testing.assert_array_equal(line.get_ydata(), record["train_losses"])
+    for line, record in zip(validation, trained, strict=True):
+        np.testing.assert_array_equal(line.get_ydata(), record["validation_losses"])
+    assert "chain 1" in panel_text(loss)
+    # The trainings are marked on the last chain's row, where the pilot starts right after.
+    marks = by_gid(figure, "training-switched")
+    np.testing.assert_array_equal(
+        marks.get_xdata(), [r["iteration"] for r in step.training_history if r.get("switched")]
+    )
+    assert np.all(stats(idata, "phase")[1, np.asarray(marks.get_xdata()) + 1] == 1)
+
+
+def test_chains_panels_and_axes_options(nuts_run):
+    _, step, idata = nuts_run
+    figure = shmc.plot_diagnostics(idata, chains=1, panels=("error", "phases"), figsize=(6, 4))
+    assert [a.get_title(loc="left") for a in figure.axes] == [
+        "Surrogate vs exact at the proposals",
+        "Phase per chain",
+    ]
+    assert tuple(figure.get_size_inches()) == (6, 4)
+    np.testing.assert_array_equal(
+        by_gid(figure, "surrogate-error-chain-1").get_ydata(),
+        stats(idata, "surrogate_error")[1],
+    )
+    assert not [a for a in figure.axes[0].lines if a.get_gid() == "surrogate-error-chain-0"]
+
+    own, axes = plt.subplots(1, 2)
+    assert shmc.plot_diagnostics(idata, step, panels=["loss", "time"], ax=axes) is own
+    assert axes[0].get_title(loc="left") == "Training and validation loss"
+    single, ax = plt.subplots()
+    assert shmc.plot_diagnostics(idata, panels="evaluations", ax=ax) is single
+    # Chain 0 alone: its trainings are not in the step, which holds the last chain's.
+    figure = shmc.plot_diagnostics(idata, step, chains=[0], panels=["phases"])
+    assert "last chain, which is not selected" in panel_text(figure.axes[0])
+
+
+def test_panels_say_what_is_missing(nuts_run, static_run):
+    model, _, idata = nuts_run
+    figure = shmc.plot_diagnostics(idata)
+    assert "Pass step=" in panel_text(axes_titled(figure, "Training"))
+    with model:
+        unsampled = shmc.SurrogateHMC(surrogate="logp")  # as in the parent with cores>1
+    figure = shmc.plot_diagnostics(idata, unsampled, panels=["loss"])
+    assert "cores>1" in panel_text(figure.axes[0])
+
+    _, step, discarded = static_run
+    figure = shmc.plot_diagnostics(discarded, step)
+    phases = panel_text(axes_titled(figure, "Phase per chain"))
+    assert "Tuning was discarded" in phases
+    assert f"{len(step.training_history)} training(s) ran during tuning" in phases
+    assert not [line for line in figure.axes[0].lines if line.get_gid()]  # no training marks
+
+
+def test_ace_trace_has_no_exact_model_to_compare():
+    model = linear_model(np.array([0.5, -0.2, 0.4, 0.3]))
+    estimator = shmc.CostEstimator.fit(
+        model, n_simulations=200, random_seed=0, executor=None, progressbar=False,
+        training=shmc.TrainingConfig(max_steps=200),
+    )  # fmt: skip
+    with model:
+        step = shmc.ACE(estimator=estimator, beta=5.0)
+        idata = pm.sample(step=step, tune=50, draws=50, chains=1, random_seed=0, **QUIET)
+    assert np.all(np.isnan(stats(idata, "surrogate_error")))
+    for given in (None, step):
+        figure = shmc.plot_diagnostics(idata, given)
+        assert "ACE has no exact model" in panel_text(axes_titled(figure, "Surrogate vs exact"))
+    loss = axes_titled(figure, "Cost network")
+    (train,) = [line for line in loss.lines if line.get_gid() == "train-loss"]
+    np.testing.assert_array_equal(train.get_ydata(), estimator.train_losses)
+
+
+# -- clear errors ----------------------------------------------------------------------------------
+
+
+def test_a_plain_nuts_trace_is_refused():
+    model, *_ = models.banana()
+    with model:
+        idata = pm.sample(step=pm.NUTS(), tune=20, draws=20, chains=1, random_seed=0, **QUIET)
+    with pytest.raises(ValueError, match=r"not sampled by shmc\.SurrogateHMC or shmc\.ACE"):
+        shmc.plot_diagnostics(idata)
+
+
+def test_bad_input_is_refused(nuts_run, static_run):
+    model, _, idata = nuts_run
+    with pytest.raises(TypeError, match=r"what pm\.sample returned"):
+        shmc.plot_diagnostics({"sample_stats": idata["sample_stats"]})
+    # A group instead of the whole trace: a Dataset (PyMC 5) or a DataTree node (PyMC 6).
+    with pytest.raises((TypeError, ValueError), match=r"pm\.sample returned"):
+        shmc.plot_diagnostics(idata["sample_stats"])
+    with pytest.raises(TypeError, match="step must be"):
+        shmc.plot_diagnostics(idata, step=pm.NUTS(model=model))
+    with pytest.raises(ValueError, match=r"chains must be among the trace's chains \[0, 1\]"):
+        shmc.plot_diagnostics(idata, chains=[0, 7])
+    with pytest.raises(ValueError, match="'phase' unknown"):
+        shmc.plot_diagnostics(idata, panels=["phase"])
+    with pytest.raises(ValueError, match="distinct"):
+        shmc.plot_diagnostics(idata, panels=["loss", "loss"])
+    _, axes = plt.subplots(1, 2)
+    with pytest.raises(ValueError, match="one matplotlib Axes per panel"):
+        shmc.plot_diagnostics(idata, ax=axes)
+    # The static run's step trained at iteration 40, where this trace's last chain was exact.
+    _, other_step, _ = static_run
+    assert other_step.training_history[0]["iteration"] == 40
+    with pytest.raises(ValueError, match="does not match this trace"):
+        shmc.plot_diagnostics(idata, other_step)
