@@ -43,6 +43,13 @@ def benchmark(session: nox.Session) -> None:
 
 
 @nox.session(python="3.12")
+def diagnostics_figure(session: nox.Session) -> None:
+    """Redraw ``docs/_static/diagnostics.png``: a GP run and its ``shmc.plot_diagnostics``."""
+    session.install("-e", ".")
+    session.run("python", "docs/scripts/diagnostics_figure.py", *session.posargs)
+
+
+@nox.session(python="3.12")
 def docs(session: nox.Session) -> None:
     """Build the documentation into ``docs/_build/html``; Sphinx warnings are errors."""
     session.install("-e", ".[docs]")

@@ -77,7 +77,8 @@ def plot_diagnostics(
     chains
         Chain (coordinate value) or chains to plot; all by default.
     panels
-        Which panels, in order (any of :data:`PANELS`).
+        Which panels, in order: any of ``"phases"``, ``"loss"``, ``"error"``,
+        ``"evaluations"`` and ``"time"`` (all by default), or one name.
     ax
         Axes to draw on, one per panel in the order of ``panels`` (a single ``Axes`` for one
         panel). By default a new figure is made.
