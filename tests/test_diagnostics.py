@@ -236,6 +236,10 @@ def test_chains_panels_and_axes_options(nuts_run):
     # Chain 0 alone: its trainings are not in the step, which holds the last chain's.
     figure = shmc.plot_diagnostics(idata, step, chains=[0], panels=["phases"])
     assert "last chain, which is not selected" in panel_text(figure.axes[0])
+    # In any order, the trainings are marked on the last chain's row.
+    figure = shmc.plot_diagnostics(idata, step, chains=[1, 0], panels=["phases"])
+    assert [t.get_text() for t in figure.axes[0].get_yticklabels()] == ["chain 1", "chain 0"]
+    np.testing.assert_array_equal(by_gid(figure, "training-switched").get_ydata(), -0.5)
 
 
 def test_panels_say_what_is_missing(nuts_run, static_run):

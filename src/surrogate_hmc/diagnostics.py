@@ -28,7 +28,7 @@ class _Stats:
     """The stats of the selected chains, tuning (when kept) and draws joined on one axis."""
 
     labels: list[Any]  # chain coordinate values of the selected chains
-    has_last: bool  # whether the last chain of the trace (the one sampled last) is selected
+    last: Any  # label of the trace's last chain (sampled last with cores=1), None if not selected
     n_tune: int  # tuning iterations at the start of each row (0 when they were discarded)
     tuning_kept: bool
     arrays: dict[str, np.ndarray]  # name -> (selected chain, iteration)
@@ -195,7 +195,7 @@ def _read_stats(trace, chains) -> _Stats:
     n_tune = int(np.asarray(tuning["phase"]).shape[1]) if tuning_kept else 0
     return _Stats(
         labels=[labels[i] for i in positions],
-        has_last=len(labels) - 1 in positions,
+        last=labels[-1] if len(labels) - 1 in positions else None,
         n_tune=n_tune,
         tuning_kept=tuning_kept,
         arrays=arrays,
@@ -227,9 +227,9 @@ def _checked_panels(panels: Sequence[str]) -> tuple[str, ...]:
 
 def _check_history(history: list[dict[str, Any]], stats: _Stats) -> None:
     """Refuse a step whose switches did not happen on the trace's last chain."""
-    if not (stats.tuning_kept and stats.has_last):
+    if not stats.tuning_kept or stats.last is None:
         return
-    phase = stats.arrays["phase"][stats.labels.index(_last_label(stats))]
+    phase = stats.arrays["phase"][stats.labels.index(stats.last)]
     for record in history:
         after = record["iteration"] + 1
         if "pilot_acceptance" in record and (after >= phase.size or phase[after] != 1):
@@ -238,10 +238,6 @@ def _check_history(history: list[dict[str, Any]], stats: _Stats) -> None:
                 f"iteration {record['iteration']}, where the last chain was in the exact phase. "
                 "Pass the step that sampled this trace (with cores=1), or step=None."
             )
-
-
-def _last_label(stats: _Stats):
-    return stats.labels[-1] if stats.has_last else None
 
 
 # -- the figure ----------------------------------------------------------------------------------
@@ -349,7 +345,7 @@ def _plot_phases(axes: "Axes", stats: _Stats, history: list[dict[str, Any]]) -> 
     if history:
         if not stats.tuning_kept:
             notes.append(f"{len(history)} training(s) ran during tuning.")
-        elif not stats.has_last:
+        elif stats.last is None:
             notes.append("The trainings are those of the last chain, which is not selected.")
         else:
             handles += _mark_trainings(axes, stats, history)
@@ -388,7 +384,7 @@ _OUTCOME_MARKERS = {
 def _mark_trainings(axes: "Axes", stats: _Stats, history: list[dict[str, Any]]) -> list[Any]:
     from matplotlib.lines import Line2D
 
-    row = stats.labels.index(_last_label(stats))
+    row = stats.labels.index(stats.last)
     by_outcome: dict[str, list[int]] = {}
     for record in history:
         by_outcome.setdefault(_training_outcome(record), []).append(record["iteration"])
@@ -458,7 +454,7 @@ def _plot_loss(axes: "Axes", step, history: list[dict[str, Any]], stats: _Stats)
     threshold = step.switch_test.max_validation_error
     axes.axhline(threshold**2, color="black", lw=0.8, ls=":", label="switch test: error")
     axes.set_xlabel("optimizer step")
-    chain = f"chain {_last_label(stats)}" if stats.has_last else "the last chain"
+    chain = "the last chain" if stats.last is None else f"chain {stats.last}"
     _legend(axes, f"{chain}; solid: training, dashed: validation")
 
 
