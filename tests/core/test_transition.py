@@ -90,6 +90,13 @@ def test_non_finite_surrogate_trajectory_is_rejected_as_divergent():
     assert calls == [], "no exact evaluation is spent on a non-finite proposal"
 
 
+def test_momentum_too_large_to_square_is_rejected_without_a_warning():
+    def overflowing(q, p, eps, n):
+        return q + 1.0, np.full_like(p, 1e200)
+
+    _reject_everything_check(overflowing, lambda q: 0.0)
+
+
 def test_non_finite_exact_logdensity_at_the_proposal_is_rejected():
     def moving(q, p, eps, n):
         return q + 1.0, p

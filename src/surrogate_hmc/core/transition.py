@@ -39,8 +39,13 @@ class HMCInfo(NamedTuple):
 
 
 def kinetic_energy(momentum: np.ndarray, inverse_mass: np.ndarray) -> float:
-    """Gaussian kinetic energy ``p' M^-1 p / 2`` for a diagonal mass matrix."""
-    return 0.5 * float(momentum @ (inverse_mass * momentum))
+    """Gaussian kinetic energy ``p' M^-1 p / 2`` for a diagonal mass matrix.
+
+    A diverged trajectory's momentum may overflow: its energy is then ``inf``, without a
+    warning (the transition reports the divergence).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return 0.5 * float(momentum @ (inverse_mass * momentum))
 
 
 def static_hmc_transition(
