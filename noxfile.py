@@ -43,6 +43,20 @@ def benchmark(session: nox.Session) -> None:
 
 
 @nox.session(python="3.12")
+def benchmarks(session: nox.Session) -> None:
+    """Run the benchmark suite against PyMC's NUTS and nutpie; write the results into docs/."""
+    session.install("-e", ".[benchmarks]")
+    session.run("python", "benchmarks/suite.py", *session.posargs)
+
+
+@nox.session(python="3.12")
+def benchmarks_quick(session: nox.Session) -> None:
+    """Smoke run of the benchmark suite (small models, short runs); fails if a sampler fails."""
+    session.install("-e", ".[benchmarks]")
+    session.run("python", "benchmarks/suite.py", "--quick", "--strict", *session.posargs)
+
+
+@nox.session(python="3.12")
 def diagnostics_figure(session: nox.Session) -> None:
     """Redraw ``docs/_static/diagnostics.png``: a GP run and its ``shmc.plot_diagnostics``."""
     session.install("-e", ".")

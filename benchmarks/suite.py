@@ -1,0 +1,307 @@
+"""Benchmark suite: ``SurrogateHMC`` against PyMC's NUTS and nutpie on the method papers' models.
+
+For each model of ``benchmarks/models.py`` (GP regression, GARCH(2,1), logistic regression,
+banana, ill-conditioned Gaussian, Lotka-Volterra), every sampler runs in this one process with
+the same tune, draws, chains and seed, and each whole run is timed, compilation included:
+
+- ``nuts``: ``pm.sample(nuts_sampler="pymc")``, the reference;
+- ``nutpie``: ``nutpie.compile_pymc_model`` (numba backend) and ``nutpie.sample``;
+- ``logp``: ``SurrogateHMC(surrogate="logp", trajectory="nuts")``, NUTS on a log-likelihood
+  surrogate with a delayed-acceptance correction by the exact logp;
+- ``gradient``: ``SurrogateHMC()``, a gradient surrogate with static trajectories (NNgHMC).
+
+Per model and sampler it reports wall time, min bulk and tail ESS, ESS/s and its ratio to PyMC's
+NUTS, exact gradient and logp evaluations (counted as ``measure.py`` says), acceptance, the
+fraction of draws in the surrogate phase, and the largest difference of a posterior mean from
+NUTS's in units of their combined MCSE. A sampler that fails on a model gets a row saying why.
+
+Writes ``results.md``, ``results.json`` and ``benchmark_ratios.png``: by default into
+``docs/benchmarks/`` and ``docs/_static/`` for the full run, and into a new temporary directory
+for ``--quick``; ``--output DIR`` puts all three in ``DIR``.
+
+Run ``nox -s benchmarks`` (full) or ``nox -s benchmarks_quick`` (smoke run, fails when a sampler
+fails), or ``python benchmarks/suite.py --quick --models banana gp --samplers nuts logp``.
+"""
+
+import argparse
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import arviz as az
+import numpy as np
+import pymc as pm
+import pytensor
+from measure import (
+    exact_costs,
+    mean_differences,
+    sample_kwargs,
+    summarize,
+    timed_nutpie_sample,
+    timed_pymc_sample,
+)
+from models import BENCHMARKS, Benchmark
+from report import SAMPLER_LABELS, write_outputs
+from threadpoolctl import threadpool_limits
+
+import surrogate_hmc as shmc
+
+ROOT = Path(__file__).resolve().parent.parent
+SURROGATE_OPTIONS = {
+    "logp": {"surrogate": "logp", "trajectory": "nuts"},
+    "gradient": {},
+}
+# The gradient surrogate is left out by default to keep the full run within about 40 minutes.
+DEFAULT_SAMPLERS = ["nuts", "nutpie", "logp"]
+MAX_WARNINGS = 8
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--models", nargs="+", choices=list(BENCHMARKS), default=list(BENCHMARKS),
+        help="models to run (default: all)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--samplers", nargs="+", choices=list(SAMPLER_LABELS),
+        help="samplers to compare (default: nuts nutpie logp); PyMC's NUTS always runs: it is "
+        "the reference",
+    )  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, short runs")
+    parser.add_argument("--tune", type=int, help="tuning iterations (default: per model)")
+    parser.add_argument("--draws", type=int, help="draws per chain (default: per model)")
+    parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--cores", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--blas-threads", type=int, default=1, help="BLAS threads per process (0: no limit)"
+    )
+    parser.add_argument(
+        "--output", type=Path,
+        help="directory for results.md, results.json and benchmark_ratios.png (default: docs/ "
+        "for the full run, a new temporary directory for --quick)",
+    )  # fmt: skip
+    parser.add_argument("--docs", action="store_true", help="write into docs/ even with --quick")
+    parser.add_argument(
+        "--strict", action="store_true", help="exit with status 1 if any sampler fails"
+    )
+    args = parser.parse_args(argv)
+    if args.samplers is None:
+        args.samplers = DEFAULT_SAMPLERS
+    args.samplers = ["nuts", *(s for s in SAMPLER_LABELS if s in args.samplers and s != "nuts")]
+    if args.docs and args.output is not None:
+        parser.error("--docs and --output are exclusive")
+    return args
+
+
+def output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    """Where the markdown (and JSON) and the figure go."""
+    if args.output is None and (args.docs or not args.quick):
+        return ROOT / "docs" / "benchmarks", ROOT / "docs" / "_static"
+    directory = args.output or Path(tempfile.mkdtemp(prefix="shmc-benchmarks-"))
+    return directory, directory
+
+
+def run_length(benchmark: Benchmark, args: argparse.Namespace) -> tuple[int, int]:
+    """Tune and draws of one model: the command line's, or the model's own."""
+    if args.quick:
+        tune, draws = benchmark.quick_tune, benchmark.quick_draws
+    else:
+        tune, draws = benchmark.tune or 1000, benchmark.draws or 1000
+    return args.tune or tune, args.draws or draws
+
+
+def run_sampler(model: pm.Model, sampler: str, kwargs: dict) -> tuple[Any, float]:
+    if sampler == "nuts":
+        return timed_pymc_sample(model, None, **kwargs)
+    if sampler == "nutpie":
+        return timed_nutpie_sample(
+            model,
+            tune=kwargs["tune"],
+            draws=kwargs["draws"],
+            chains=kwargs["chains"],
+            cores=kwargs["cores"],
+            seed=kwargs["random_seed"],
+        )
+    options = SURROGATE_OPTIONS[sampler]
+    return timed_pymc_sample(model, lambda: shmc.SurrogateHMC(**options), **kwargs)
+
+
+def warning_lines(caught: list[warnings.WarningMessage]) -> list[str]:
+    """Distinct warnings of one run, ``Category: first line`` (at most ``MAX_WARNINGS``)."""
+    lines: list[str] = []
+    for message in caught:
+        first = str(message.message).strip().splitlines()[0] if str(message.message) else ""
+        line = f"{message.category.__name__}: {first[:240]}"
+        if line not in lines:
+            lines.append(line)
+    if len(lines) > MAX_WARNINGS:
+        lines = [*lines[:MAX_WARNINGS], f"... and {len(lines) - MAX_WARNINGS} more"]
+    return lines
+
+
+def run_one(model: pm.Model, sampler: str, kwargs: dict) -> dict[str, Any]:
+    """One timed run; a failure is recorded (with its reason), not raised."""
+    record: dict[str, Any] = {"label": SAMPLER_LABELS[sampler]}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            idata, wall_time = run_sampler(model, sampler, kwargs)
+            kind = {"nuts": "nuts", "nutpie": "nutpie"}.get(sampler, "surrogate")
+            record["summary"] = summarize(idata, wall_time, kind)
+            record["status"] = "ok"
+        except Exception as error:  # a benchmark row, not a crash of the whole suite
+            record["status"] = "failed"
+            message = str(error).strip().splitlines()
+            record["error"] = f"{type(error).__name__}: {message[0] if message else ''}"[:400]
+            print(traceback.format_exc(), file=sys.stderr, flush=True)
+    record["warnings"] = warning_lines(caught)
+    record["load_average"] = os.getloadavg()[0]
+    return record
+
+
+def compare_to_nuts(runs: dict[str, dict]) -> None:
+    """Add the ESS/s ratio and the largest mean difference to NUTS to every successful run."""
+    nuts = runs.get("nuts", {}).get("summary")
+    for record in runs.values():
+        summary = record.get("summary")
+        if summary is None or nuts is None:
+            continue
+        summary["ratio"] = summary["ess_per_s"] / nuts["ess_per_s"]
+        if record is runs["nuts"]:
+            continue
+        differences = mean_differences(nuts, summary)
+        worst = max(differences, key=differences.__getitem__)
+        summary["max_difference"] = differences[worst]
+        summary["max_difference_parameter"] = worst
+
+
+def run_model(key: str, args: argparse.Namespace) -> dict[str, Any]:
+    benchmark = BENCHMARKS[key]
+    size = benchmark.quick_size if args.quick else benchmark.size
+    tune, draws = run_length(benchmark, args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # building an ODE model warns about PyTensor internals
+        model = benchmark.build(**size)
+        costs = exact_costs(model)
+    kwargs = sample_kwargs(
+        tune=tune, draws=draws, chains=args.chains, cores=args.cores, seed=args.seed
+    )
+    result: dict[str, Any] = {
+        "key": key,
+        "title": benchmark.title,
+        "size": size,
+        "tune": tune,
+        "draws": draws,
+        "notes": "" if args.quick or args.tune or args.draws else benchmark.notes,
+        "costs": costs,
+        "runs": {},
+    }
+    for sampler in args.samplers:
+        record = run_one(model, sampler, kwargs)
+        result["runs"][sampler] = record
+        summary = record.get("summary")
+        status = (
+            f"{summary['wall_time']:.1f} s, min bulk ESS {summary['min_bulk_ess']:.0f}"
+            if summary
+            else f"FAILED ({record['error']})"
+        )
+        print(f"[{key}] {record['label']}: {status}", flush=True)
+    compare_to_nuts(result["runs"])
+    return result
+
+
+def git_commit() -> str:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "benchmarks", "src"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{commit}{' (with uncommitted changes)' if dirty else ''}" if commit else "unknown"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def versions() -> dict[str, str]:
+    import jax
+    import nutpie
+
+    return {
+        "Python": platform.python_version(),
+        "PyMC": pm.__version__,
+        "PyTensor": pytensor.__version__,
+        "nutpie": nutpie.__version__,
+        "JAX": jax.__version__,
+        "ArviZ": az.__version__,
+        "NumPy": np.__version__,
+        "surrogate-hmc": shmc.__version__,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    markdown_dir, figure_dir = output_paths(args)
+    command = "python benchmarks/suite.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    meta: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": command.strip(),
+        "commit": git_commit(),
+        "machine": f"{cpu_name()}, {os.cpu_count()} logical CPUs, {platform.platform()}",
+        "load_average_start": os.getloadavg(),
+        "versions": versions(),
+        "settings": {
+            "chains": args.chains,
+            "cores": args.cores,
+            "seed": args.seed,
+            "blas_threads": args.blas_threads or "no limit",
+            "quick": args.quick,
+        },
+    }
+    start = time.perf_counter()
+    results: list[dict[str, Any]] = []
+    with threadpool_limits(limits=args.blas_threads or None):
+        for key in args.models:
+            results.append(run_model(key, args))
+            # After every model, so that an interrupted run leaves what it measured.
+            meta["total_minutes"] = (time.perf_counter() - start) / 60
+            meta["load_average_end"] = os.getloadavg()
+            meta["models_missing"] = args.models[len(results) :]
+            paths = write_outputs(meta, results, markdown_dir, figure_dir)
+    print("\nwrote " + ", ".join(str(p) for p in paths))
+    failures = [
+        f"{result['key']}/{sampler}: {record['error']}"
+        for result in results
+        for sampler, record in result["runs"].items()
+        if record["status"] != "ok"
+    ]
+    for failure in failures:
+        print(f"FAILED {failure}", file=sys.stderr)
+    return 1 if failures and args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
