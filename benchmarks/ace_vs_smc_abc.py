@@ -41,7 +41,7 @@ Tuning constants:
     ``exp(-|curve(theta) - x_o|^2 / (2 (epsilon^2 + 0.2^2)))``, which equals ACE's
     ``exp(-beta E[MSE])``: both methods then target the same posterior, and the table shows
     how closely each reaches it. ACE's fitted cost gives the exact posterior's predictive MSE
-    to within 0.3% (checked on a grid); SMC-ABC with 200 particles comes out about 5% narrower
+    to within 0.3% (measured offline on a grid, see benchmarks/README.md); SMC-ABC with 200 particles comes out about 5% narrower
     than this target (measured posterior sd over 8 observations), which lowers its
     predictive MSE by a few percent: a smaller predictive MSE is not always a better posterior.
 - Budgets: ACE fits on 2000 prior simulations for all ten observations; SMC-ABC runs 200
@@ -49,7 +49,7 @@ Tuning constants:
   than ACE's whole budget, and about twenty times ACE's over the ten observations (the IMH
   kernel's stages and steps are adaptive: its count is measured, not set).
 
-Reproduce with ``python benchmarks/ace_vs_smc_abc.py`` (about 1.5 minutes on one core), or
+Reproduce with ``python benchmarks/ace_vs_smc_abc.py`` (a few minutes on one core), or
 ``--quick`` for a smoke run (1000 ACE simulations, 100 SMC particles, shorter chains; about 1
 minute: JAX and PyTensor compile once per observation either way).
 """

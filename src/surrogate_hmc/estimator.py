@@ -25,7 +25,7 @@ from surrogate_hmc.simulation import (
 
 __all__ = ["CostEstimator"]
 
-_FORMAT = "surrogate-hmc-cost/1"
+_FORMAT = "surrogate-hmc-cost/2"
 _ACE_TRAINING = TrainingConfig(batch_size=256, max_steps=5000, patience=8)
 
 

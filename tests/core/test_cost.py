@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from surrogate_hmc.core.cost import augmented_targets, build_cost_network, fit_cost
+from surrogate_hmc.core.cost import augmented_targets, build_cost_network, fit_cost, nearest_rows
 from surrogate_hmc.core.distances import energy_score, mmd, resolve
 from surrogate_hmc.core.network import NetworkConfig
 from surrogate_hmc.core.training import TrainingConfig
@@ -50,6 +50,30 @@ def test_cost_fit_with_mmd_learns_where_the_data_are():
     costs = np.array([float(fit.network(jnp.array([g]), observed)) for g in grid])
     assert abs(grid[np.argmin(costs)] - 0.5) < 0.4
     assert np.all(costs > 0)
+
+
+def test_nearest_rows_are_the_nearest_and_never_the_point_itself():
+    points = np.random.default_rng(3).normal(size=(700, 5))
+    points[650] = points[3]  # a distinct row at the same place may be a neighbour
+    found = nearest_rows(points, 600, 8)
+    assert found.shape == (700, 8) and found.max() < 600
+    assert not np.any(found[:600] == np.arange(600)[:, None])
+    squared = np.sum((points[:, None, :] - points[None, :600, :]) ** 2, axis=-1)
+    squared[np.arange(600), np.arange(600)] = np.inf
+    expected = np.sort(np.argsort(squared, axis=1)[:, :8], axis=1)
+    np.testing.assert_array_equal(np.sort(found, axis=1), expected)
+    assert 3 in found[650]
+
+
+def test_too_few_simulations_get_a_clear_error():
+    theta = np.zeros((2, 1))
+    targets = augmented_targets(theta, noise=0.0, rng=rng)
+    with pytest.raises(ValueError, match="simulations leave 1 to train on"):
+        fit_cost(
+            theta, theta, targets, distance=resolve("mse", theta)[0],
+            iid_trials=False, network=NetworkConfig(width=4), training=TrainingConfig(),
+            embedding_size=2, key=jax.random.key(0),
+        )  # fmt: skip
 
 
 def test_unknown_distance_is_refused():

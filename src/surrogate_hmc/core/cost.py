@@ -10,9 +10,11 @@ Which pairs are drawn may depend on ``theta_i`` and on ``x_t`` (and on the param
 pairs a target with simulations at the parameters nearest to the ones it was simulated from,
 so that the region near a cost's minimum, where a posterior concentrates, is densely trained.
 A target is never paired with the simulation it was made from (that label is not independent
-of it).
+of it). The noisy copies' spread is taken over all simulations, x_i included: an effect of order
+1/n on any one label, left alone.
 """
 
+import functools
 from typing import NamedTuple
 
 import equinox as eqx
@@ -147,19 +149,29 @@ def augmented_targets(
     return Targets(np.concatenate(parts), np.concatenate(sources))
 
 
-def nearest_rows(points: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
-    """For each point, the indices of its ``k`` nearest candidates other than itself.
+def nearest_rows(points: np.ndarray, n_candidates: int, k: int) -> np.ndarray:
+    """For each point, the indices of its ``k`` nearest among ``points[:n_candidates]``.
 
-    ``points`` are rows of ``candidates`` or not; a candidate at distance 0 (the point itself)
-    is left out. Computed in blocks, so memory stays small for many simulations.
+    A point is never its own neighbour (other points at the same place may be). Computed in
+    blocks, so memory stays small for many simulations.
+
+    Examples
+    --------
+    >>> nearest_rows(np.array([[0.0], [1.0], [3.0], [1.1]]), 3, 1).ravel().tolist()
+    [1, 0, 1, 1]
     """
-    k = min(k, len(candidates) - 1)
+    candidates = points[:n_candidates]
+    k = min(k, n_candidates - 1)
+    if k < 1:
+        raise ValueError("Finding neighbours needs at least two candidates.")
     found = np.empty((len(points), k), dtype=np.int64)
     squared_norms = np.sum(candidates**2, axis=1)
     for start in range(0, len(points), 256):
         block = points[start : start + 256]
         squared = squared_norms - 2 * block @ candidates.T + np.sum(block**2, axis=1)[:, None]
-        squared[squared <= 1e-24] = np.inf
+        own = np.arange(start, start + len(block))
+        inside = own < n_candidates
+        squared[np.flatnonzero(inside), own[inside]] = np.inf
         found[start : start + 256] = np.argpartition(squared, k - 1, axis=1)[:, :k]
     return found
 
@@ -173,6 +185,21 @@ def _squared_error(params, static, theta, targets, labels, keep):
     reference = jax.lax.stop_gradient(predicted) + _RELATIVE_FLOOR * network.scale
     squared = jnp.where(keep, ((predicted - labels) / reference) ** 2, 0.0)
     return jnp.sum(squared) / jnp.maximum(jnp.sum(keep), 1)
+
+
+def _validation_error(params, static, theta, targets, labels, keep):
+    # In units of the typical distance, so that its minimiser is the expected distance too.
+    network = eqx.combine(params, static)
+    predicted = jax.vmap(network)(theta, targets)
+    squared = jnp.where(keep, ((predicted - labels) / network.scale) ** 2, 0.0)
+    return jnp.sum(squared) / jnp.maximum(jnp.sum(keep), 1)
+
+
+@functools.cache
+def _cost_optimizer(learning_rate: float, max_steps: int) -> optax.GradientTransformation:
+    # Cached, so that refits with the same settings reuse one compiled training step.
+    schedule = optax.cosine_decay_schedule(learning_rate, max_steps, 0.01)
+    return optax.apply_if_finite(optax.adam(schedule), max_consecutive_errors=20)
 
 
 def _pairs(key, batch, n_train, sources, sourced, neighbours):
@@ -277,12 +304,17 @@ def fit_cost(
     new_row[order] = np.arange(len(order))
     sources = np.where(targets.source >= 0, new_row[np.maximum(targets.source, 0)], -1)
     n_train = int((~is_validation).sum())
+    if n_train < 2:
+        raise ValueError(
+            f"{len(theta)} simulations leave {n_train} to train on after the validation split; "
+            "the cost network needs many more (thousands are typical)."
+        )
     theta_scaler = Standardization.fit(theta[:n_train])
     standardized = np.asarray(theta_scaler.apply(theta))
     pairing = (
         jnp.asarray(sources),
         jnp.asarray(np.flatnonzero(sources >= 0)),
-        jnp.asarray(nearest_rows(standardized, standardized[:n_train], _NEIGHBOURS)),
+        jnp.asarray(nearest_rows(standardized, n_train, _NEIGHBOURS)),
     )
 
     labels_of = jax.jit(jax.vmap(distance))
@@ -306,10 +338,7 @@ def fit_cost(
         key=init_key, theta_scaler=theta_scaler, x_scaler=Standardization.fit(x_rows),
         scale=scale,
     )  # fmt: skip
-    optimizer = training.optimizer or optax.apply_if_finite(
-        optax.adam(optax.cosine_decay_schedule(training.learning_rate, training.max_steps, 0.01)),
-        max_consecutive_errors=20,
-    )
+    optimizer = training.optimizer or _cost_optimizer(training.learning_rate, training.max_steps)
     params, static = eqx.partition(cost_network, eqx.is_inexact_array)
     theta_d, simulations_d, targets_d = (jnp.asarray(a) for a in (theta, simulations, target_data))
     validation = (
@@ -318,7 +347,7 @@ def fit_cost(
         jnp.asarray(validation_labels),
         jnp.asarray(validation_rows != sources[validation_targets]),
     )
-    validation_loss = eqx.filter_jit(_squared_error)
+    validation_loss = eqx.filter_jit(_validation_error)
     batch = min(training.batch_size, n_train)
 
     def run_chunk(params, opt_state, key):
