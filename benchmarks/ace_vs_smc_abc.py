@@ -41,9 +41,10 @@ Tuning constants:
     ``exp(-|curve(theta) - x_o|^2 / (2 (epsilon^2 + 0.2^2)))``, which equals ACE's
     ``exp(-beta E[MSE])``: both methods then target the same posterior, and the table shows
     how closely each reaches it. ACE's fitted cost gives the exact posterior's predictive MSE
-    to within 0.3% (measured offline on a grid, see benchmarks/README.md); SMC-ABC with 200 particles comes out about 5% narrower
-    than this target (measured posterior sd over 8 observations), which lowers its
-    predictive MSE by a few percent: a smaller predictive MSE is not always a better posterior.
+    to within 0.3% (measured offline on a grid, see benchmarks/README.md); SMC-ABC with 200
+    particles comes out about 5% narrower than this target (measured posterior sd over 8
+    observations), which lowers its predictive MSE by a few percent: a smaller predictive MSE
+    is not always a better posterior.
 - Budgets: ACE fits on 2000 prior simulations for all ten observations; SMC-ABC runs 200
   particles per observation, which costs it a few thousand simulations *per observation*, more
   than ACE's whole budget, and about twenty times ACE's over the ten observations (the IMH
