@@ -1,10 +1,11 @@
-"""Sessions: ``nox`` runs lint and the tests on Python 3.11 (PyMC 5.x) and 3.12 (PyMC 6.x)."""
+"""Sessions: ``nox`` runs lint, the tests and the examples on Python 3.11 (PyMC 5.x) and 3.12
+(PyMC 6.x), builds the docs and runs the benchmark suite's smoke run."""
 
 import nox
 
 nox.needs_version = ">=2024.3.2"
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "docs", "examples", "benchmarks_quick"]
 
 PYTHONS = ["3.11", "3.12"]
 
@@ -33,6 +34,20 @@ def quickstart(session: nox.Session) -> None:
     """Install the package and run ``examples/quickstart.py``."""
     session.install("-e", ".")
     session.run("python", "examples/quickstart.py", *session.posargs)
+
+
+EXAMPLES = ["quickstart", "gp", "ode", "ace"]
+
+
+@nox.session(python=PYTHONS)
+def examples(session: nox.Session) -> None:
+    """Run the examples in ``examples/`` with ``--fast`` (``-- gp ode`` runs only those)."""
+    session.install(".")
+    unknown = sorted(set(session.posargs) - set(EXAMPLES))
+    if unknown:
+        session.error(f"Unknown examples {unknown}; choose from {EXAMPLES}.")
+    for name in session.posargs or EXAMPLES:
+        session.run("python", f"examples/{name}.py", "--fast")
 
 
 @nox.session

@@ -20,6 +20,9 @@ SAMPLER_LABELS = {
 }
 COLORS = {"nutpie": "#7f7f7f", "logp": "#1f77b4", "gradient": "#ff7f0e"}
 MARKDOWN, JSON, FIGURE = "results.md", "results.json", "benchmark_ratios.png"
+# Warnings kept in results.json but left off the page: numba saying that it cannot cache
+# PyTensor's compiled graph on disk has no bearing on the runs.
+NOT_REPORTED = ("NumbaWarning: Cannot cache compiled function",)
 
 COUNTING = """\
 - **Wall time** is the whole run: `pm.sample` for PyMC's NUTS and `SurrogateHMC` (compilation,
@@ -67,13 +70,13 @@ def summary_table(results: list[dict]) -> list[str]:
             acceptance = _fmt(s.get("acceptance"), ".3f")
             if math.isfinite(s.get("second_stage") or math.nan):
                 acceptance += f" / {s['second_stage']:.3f}"
-            ratio = _fmt(s.get("ratio"), ".2f", "-")
+            ratio = "-" if s.get("ratio") is None else _three_digits(s["ratio"])
             if sampler != "nuts" and s.get("ratio") is not None:
                 ratio = f"**{ratio}**"
             cells = [
                 _fmt(s["wall_time"], ".1f"),
                 f"{s['min_bulk_ess']:.0f} / {s['min_tail_ess']:.0f}",
-                _fmt(s["ess_per_s"], ".3g"),
+                _three_digits(s["ess_per_s"]),
                 ratio,
                 f"{s['grad_evals']:,}",
                 f"{s['logp_evals']:,}",
@@ -85,8 +88,17 @@ def summary_table(results: list[dict]) -> list[str]:
     return lines
 
 
+def _three_digits(value: float) -> str:
+    """About three significant digits, without switching to exponents or dropping zeros."""
+    for limit, spec in ((100, ".0f"), (10, ".1f"), (1, ".2f")):
+        if abs(value) >= limit:
+            return format(value, spec)
+    return format(value, ".3g")
+
+
 def _escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """A message as text for a table cell or a code span: no pipes, newlines or backticks."""
+    return text.replace("|", "\\|").replace("\n", " ").replace("`", "'")
 
 
 def model_section(result: dict) -> list[str]:
@@ -121,7 +133,11 @@ def model_section(result: dict) -> list[str]:
             if math.isfinite(s.get("draw_time") or math.nan) and s["kind"] == "surrogate":
                 parts.append(f"{1e3 * s['draw_time']:.2f} ms per surrogate-phase draw")
             lines.append(f"- {label}: " + "; ".join(parts) + f" ({load})")
-        lines += [f"  - warning: `{_escape(w)}`" for w in record["warnings"]]
+        lines += [
+            f"  - warning: `{_escape(w)}`"
+            for w in record["warnings"]
+            if not any(text in w for text in NOT_REPORTED)
+        ]
     return [*lines, ""]
 
 
@@ -147,6 +163,13 @@ def markdown(meta: dict, results: list[dict], figure: str) -> str:
         f"{meta['total_minutes']:.0f} minutes in all.",
         "",
     ]
+    for update in meta.get("updates", []):
+        lines += [
+            f"Re-run on {update['date']} (commit {update['commit']}, load average "
+            f"{update['load_average_start'][0]:.1f} at its start) with `{update['command']}`, "
+            f"which replaced the results of: {', '.join(update['models'])}.",
+            "",
+        ]
     if meta.get("models_missing"):
         lines += [
             f"**Partial results**: the run stopped before {', '.join(meta['models_missing'])}.",

@@ -17,13 +17,16 @@ NUTS's in units of their combined MCSE. A sampler that fails on a model gets a r
 
 Writes ``results.md``, ``results.json`` and ``benchmark_ratios.png``: by default into
 ``docs/benchmarks/`` and ``docs/_static/`` for the full run, and into a new temporary directory
-for ``--quick``; ``--output DIR`` puts all three in ``DIR``.
+for ``--quick``; ``--output DIR`` puts all three in ``DIR``. ``--update`` re-runs some models
+(``--models``) and replaces only them in the existing ``results.json``; the page says which
+models were re-run, when and how.
 
 Run ``nox -s benchmarks`` (full) or ``nox -s benchmarks_quick`` (smoke run, fails when a sampler
 fails), or ``python benchmarks/suite.py --quick --models banana gp --samplers nuts logp``.
 """
 
 import argparse
+import json
 import os
 import platform
 import shlex
@@ -50,7 +53,7 @@ from measure import (
     timed_pymc_sample,
 )
 from models import BENCHMARKS, Benchmark
-from report import SAMPLER_LABELS, write_outputs
+from report import JSON, SAMPLER_LABELS, write_outputs
 from threadpoolctl import threadpool_limits
 
 import surrogate_hmc as shmc
@@ -94,6 +97,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 1 if any sampler fails"
     )
+    parser.add_argument(
+        "--update", action="store_true",
+        help="replace only the models run now in the output directory's results.json (which "
+        "must have the same chains, cores, seed, BLAS threads and --quick)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.samplers is None:
         args.samplers = DEFAULT_SAMPLERS
@@ -233,7 +241,9 @@ def git_commit() -> str:
         ).stdout.strip()
     except OSError:
         return "unknown"
-    return f"{commit}{' (with uncommitted changes)' if dirty else ''}" if commit else "unknown"
+    if not commit:
+        return "unknown"
+    return f"{commit}, with uncommitted changes in benchmarks/ or src/" if dirty else commit
 
 
 def cpu_name() -> str:
@@ -262,13 +272,11 @@ def versions() -> dict[str, str]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    markdown_dir, figure_dir = output_paths(args)
-    command = "python benchmarks/suite.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    meta: dict[str, Any] = {
+def run_meta(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """Date, command, commit, machine, load, versions and settings of this run."""
+    return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": command.strip(),
+        "command": command,
         "commit": git_commit(),
         "machine": f"{cpu_name()}, {os.cpu_count()} logical CPUs, {platform.platform()}",
         "load_average_start": os.getloadavg(),
@@ -281,6 +289,42 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick,
         },
     }
+
+
+def previous_results(args: argparse.Namespace, markdown_dir: Path, meta: dict) -> dict | None:
+    """With ``--update``, the results already in the output directory (same settings)."""
+    if not args.update:
+        return None
+    path = markdown_dir / JSON
+    if not path.exists():
+        raise SystemExit(f"--update: there is no {path} to update")
+    previous = json.loads(path.read_text())
+    if previous["meta"]["settings"] != meta["settings"]:
+        raise SystemExit(
+            f"--update: {path} has other settings ({previous['meta']['settings']}) than this "
+            f"run ({meta['settings']}); run the whole suite instead"
+        )
+    return previous
+
+
+def merged(previous: dict | None, meta: dict, results: list[dict]) -> tuple[dict, list[dict]]:
+    """The page's metadata and results: this run's, or the previous ones with models replaced."""
+    if previous is None:
+        return meta, results
+    update = {key: meta[key] for key in ("date", "command", "commit", "total_minutes")}
+    update |= {"models": [r["key"] for r in results], "versions": meta["versions"]}
+    update |= {key: meta[key] for key in ("load_average_start", "load_average_end")}
+    new_meta = previous["meta"] | {"updates": [*previous["meta"].get("updates", []), update]}
+    by_key = {r["key"]: r for r in previous["results"]} | {r["key"]: r for r in results}
+    return new_meta, [by_key[key] for key in BENCHMARKS if key in by_key]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    markdown_dir, figure_dir = output_paths(args)
+    command = "python benchmarks/suite.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    meta = run_meta(args, command.strip())
+    previous = previous_results(args, markdown_dir, meta)
     start = time.perf_counter()
     results: list[dict[str, Any]] = []
     with threadpool_limits(limits=args.blas_threads or None):
@@ -290,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             meta["total_minutes"] = (time.perf_counter() - start) / 60
             meta["load_average_end"] = os.getloadavg()
             meta["models_missing"] = args.models[len(results) :]
-            paths = write_outputs(meta, results, markdown_dir, figure_dir)
+            paths = write_outputs(*merged(previous, meta, results), markdown_dir, figure_dir)
     print("\nwrote " + ", ".join(str(p) for p in paths))
     failures = [
         f"{result['key']}/{sampler}: {record['error']}"
