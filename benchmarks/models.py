@@ -293,6 +293,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         quick_size={"n_times": 8, "t_end": 4.0},
         tune=500,
         draws=500,
+        quick_tune=100,
         quick_draws=100,
         notes="tune=500 and draws=500: NUTS needs about 30 leapfrog steps per iteration here, "
         "each one an ODE solve with sensitivities",
