@@ -290,7 +290,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         "Lotka-Volterra ODE",
         lotka_volterra,
         size={"n_times": 16, "t_end": 8.0},
-        quick_size={"n_times": 8, "t_end": 4.0},
+        quick_size={"n_times": 5, "t_end": 2.0},
         tune=500,
         draws=500,
         quick_tune=100,
