@@ -1,11 +1,12 @@
 """surrogate-hmc: exact Hamiltonian Monte Carlo for expensive PyMC models, with neural surrogates.
 
-PyMC models are float64, so importing this package enables JAX's 64-bit mode.
+PyMC models are float64, so importing this package enables JAX's 64-bit mode; it also turns on
+JAX's persistent compilation cache (see :mod:`surrogate_hmc._jax_setup`).
 """
 
-import jax
+from surrogate_hmc._jax_setup import configure_jax
 
-jax.config.update("jax_enable_x64", True)
+configure_jax()
 
 from surrogate_hmc.core import (  # noqa: E402
     NetworkConfig,

@@ -1,0 +1,63 @@
+"""The JAX settings made on import: 64-bit mode and the persistent compilation cache.
+
+Each case runs ``configure_jax`` in a fresh interpreter (JAX's settings are global), loading
+its module alone so that the interpreter starts in about a second.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import surrogate_hmc._jax_setup
+
+SHOW_SETTINGS = f"""
+import importlib.util, json, jax
+spec = importlib.util.spec_from_file_location("setup", {surrogate_hmc._jax_setup.__file__!r})
+setup = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(setup)
+setup.configure_jax()
+print(json.dumps([
+    jax.config.jax_enable_x64,
+    jax.config.jax_compilation_cache_dir,
+    jax.config.jax_persistent_cache_min_compile_time_secs,
+]))
+"""
+
+
+def settings_on_import(**env: str) -> list:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "SURROGATE_HMC"))}
+    result = subprocess.run(
+        [sys.executable, "-c", SHOW_SETTINGS],
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    ("env", "expected_dir", "expected_min_seconds"),
+    [
+        ({"SURROGATE_HMC_CACHE_DIR": "{tmp}"}, "{tmp}", 0.1),
+        ({"SURROGATE_HMC_CACHE_DIR": ""}, None, 1.0),
+        ({"JAX_COMPILATION_CACHE_DIR": "{tmp}"}, "{tmp}", 1.0),
+    ],
+    ids=["our-variable", "disabled", "users-own-jax-cache"],
+)
+def test_import_configures_cache_unless_told_otherwise(
+    tmp_path, env, expected_dir, expected_min_seconds
+):
+    env = {key: value.format(tmp=tmp_path) for key, value in env.items()}
+    x64, directory, min_seconds = settings_on_import(**env)
+    assert x64 is True
+    assert directory == (None if expected_dir is None else expected_dir.format(tmp=tmp_path))
+    assert min_seconds == expected_min_seconds
+
+
+def test_default_cache_is_in_the_user_cache_directory(tmp_path):
+    _, directory, _ = settings_on_import(XDG_CACHE_HOME=str(tmp_path), HOME=str(tmp_path))
+    assert directory == str(tmp_path / "surrogate-hmc" / "jax")
