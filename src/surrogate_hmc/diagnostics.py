@@ -361,6 +361,8 @@ def _plot_phases(axes: "Axes", stats: _Stats, history: list[dict[str, Any]]) -> 
 
 
 def _training_outcome(record: dict[str, Any]) -> str:
+    if record.get("refit"):
+        return "refitted" if record.get("kept") else "refit not kept"
     if record.get("switched"):
         return "switched"
     if "pilot_acceptance" in record:
@@ -374,6 +376,8 @@ def _training_outcome(record: dict[str, Any]) -> str:
 
 _OUTCOME_MARKERS = {
     "switched": ("v", "#1b9e77"),
+    "refitted": ("^", "#1b9e77"),
+    "refit not kept": ("^", "#d62728"),
     "failed its pilot": ("X", "#d62728"),
     "validation error too large": ("x", "#d62728"),
     "given, pilot pending": ("D", "black"),

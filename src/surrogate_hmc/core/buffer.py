@@ -9,7 +9,9 @@ class TrainingBuffer:
     """Keep the most recent ``capacity`` finite exact evaluations.
 
     Every exact evaluation the sampler makes (every leapfrog point, not only the draws) is
-    offered; evaluations with a non-finite log-density or gradient are dropped and counted.
+    offered; evaluations with a non-finite log-density or gradient are dropped and counted. An
+    evaluation of the log-density alone (``gradient=None``) is kept with a gradient of NaN, which
+    :func:`~surrogate_hmc.core.fit_log_density` reads as "value only".
 
     Parameters
     ----------
@@ -43,15 +45,15 @@ class TrainingBuffer:
     def __len__(self) -> int:
         return min(self.n_seen, self.capacity)
 
-    def add(self, position: np.ndarray, logp: float, gradient: np.ndarray) -> bool:
+    def add(self, position: np.ndarray, logp: float, gradient: np.ndarray | None) -> bool:
         """Store one evaluation; return ``False`` if it was dropped as non-finite."""
-        if not (np.isfinite(logp) and np.all(np.isfinite(gradient))):
+        if not (np.isfinite(logp) and (gradient is None or np.all(np.isfinite(gradient)))):
             self.n_dropped += 1
             return False
         row = self.n_seen % self.capacity
         self._positions[row] = position
         self._logps[row] = logp
-        self._gradients[row] = gradient
+        self._gradients[row] = np.nan if gradient is None else gradient
         self.n_seen += 1
         return True
 
@@ -68,5 +70,5 @@ class TrainingBuffer:
         return self._logps[self._order()]
 
     def gradients(self) -> np.ndarray:
-        """Stored gradients, oldest first."""
+        """Stored gradients, oldest first (NaN rows: the log-density alone was evaluated)."""
         return self._gradients[self._order()]

@@ -1,6 +1,7 @@
 """Surrogate force fields: a network for the expensive part, exact code for the cheap part."""
 
 import functools
+from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -126,10 +127,20 @@ class _Structure:
 
     @classmethod
     def split(cls, module: eqx.Module) -> tuple["_Structure", list[jax.Array]]:
-        """The structure of ``module`` and its arrays."""
+        """The structure of ``module`` and its arrays.
+
+        An equal structure seen recently is returned itself: ``jax.jit`` compares a static
+        argument with the cached one on every call, and ``is`` is much cheaper than comparing
+        two modules.
+        """
         params, static = eqx.partition(module, eqx.is_array)
         leaves, treedef = jax.tree.flatten(params)
-        return cls(treedef, static), leaves
+        structure = cls(treedef, static)
+        for known in _RECENT_STRUCTURES:
+            if known == structure:
+                return known, leaves
+        _RECENT_STRUCTURES.append(structure)
+        return structure, leaves
 
     def rebuild(self, leaves):
         """The module, with ``leaves`` as its arrays."""
@@ -144,6 +155,9 @@ class _Structure:
         return self.static is other.static or (
             self.treedef == other.treedef and self.static == other.static
         )
+
+
+_RECENT_STRUCTURES: deque[_Structure] = deque(maxlen=16)
 
 
 @functools.partial(jax.jit, static_argnums=0)
