@@ -9,6 +9,7 @@ from surrogate_hmc.core import (
     SwitchTest,
     TrainingBuffer,
     TrainingConfig,
+    fit_log_density,
     fit_network,
 )
 
@@ -73,6 +74,63 @@ def test_buffer_keeps_the_most_recent_finite_evaluations():
     np.testing.assert_array_equal(buffer.logps(), [-2.0, -3.0, -4.0])
 
 
+def test_buffer_keeps_log_densities_evaluated_alone_as_value_only_rows():
+    buffer = TrainingBuffer(capacity=4, dim=2)
+    buffer.add(np.zeros(2), -1.0, np.ones(2))
+    assert buffer.add(np.ones(2), -2.0, None)
+    assert not buffer.add(np.ones(2), np.nan, None)
+    assert np.all(np.isnan(buffer.gradients()[1])) and buffer.logps()[1] == -2.0
+
+
+def quadratic(x):
+    return -0.5 * np.sum(x**2 * np.array([1.0, 4.0]), axis=1)
+
+
+def test_value_only_rows_teach_the_log_density_where_no_gradient_was_seen():
+    """Gradients near the origin only, values alone further out: the fit must use both."""
+    rng = np.random.default_rng(0)
+    near, far = rng.normal(size=(300, 2)), rng.normal(size=(300, 2)) * 3.0 + 4.0
+    positions = np.concatenate([near, far])
+    gradients = np.concatenate([-near * np.array([1.0, 4.0]), np.full(far.shape, np.nan)])
+    options = {"network": NetworkConfig(width=32), "training": FAST, "key": jax.random.key(0)}
+
+    def far_error(result):
+        test = rng.normal(size=(200, 2)) * 3.0 + 4.0
+        predicted = np.asarray(jax.vmap(result.network)(test))[:, 0]
+        errors = predicted - quadratic(test)
+        return np.std(errors - np.mean(errors)) / np.std(quadratic(test))
+
+    with_values = fit_log_density(positions, quadratic(positions), gradients, **options)
+    near_only = fit_log_density(near, quadratic(near), gradients[:300], **options)
+    # Measured: 0.11 against 0.59 (errors relative to the spread of the log-density there).
+    assert far_error(with_values) < 0.2 < 0.4 < far_error(near_only)
+
+
+def test_a_fit_can_continue_from_an_earlier_network():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 2))
+    options = {"network": NetworkConfig(width=32), "key": jax.random.key(0)}
+    first = fit_log_density(
+        x, quadratic(x), -x * np.array([1.0, 4.0]), training=TrainingConfig(max_steps=100),
+        **options,
+    )  # fmt: skip
+    more = fit_log_density(
+        x, quadratic(x), -x * np.array([1.0, 4.0]), training=TrainingConfig(max_steps=400),
+        start_from=first.network, **options,
+    )  # fmt: skip
+    assert more.network.inputs is first.network.inputs
+    assert more.validation_error < first.validation_error
+
+
+def test_only_value_rows_is_a_clear_error():
+    x = np.zeros((10, 2))
+    with pytest.raises(ValueError, match="finite gradient"):
+        fit_log_density(
+            x, np.zeros(10), np.full((10, 2), np.nan), network=NetworkConfig(), training=FAST,
+            key=jax.random.key(0),
+        )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "make",
     [
@@ -82,9 +140,11 @@ def test_buffer_keeps_the_most_recent_finite_evaluations():
         lambda: TrainingConfig(learning_rate=-1.0),
         lambda: TrainingConfig(batch_size=0),
         lambda: TrainingConfig(validation_fraction=1.0),
+        lambda: TrainingConfig(dtype="float16"),
         lambda: Schedule(start=0),
         lambda: Schedule(start=100, stop=50),
         lambda: Schedule(collect_from=100, start=100),
+        lambda: Schedule(refit=-1),
         lambda: SwitchTest(max_validation_error=0.0),
         lambda: SwitchTest(min_acceptance_ratio=1.5),
         lambda: SwitchTest(pilot_iterations=0),
@@ -99,4 +159,11 @@ def test_schedule_defaults_scale_with_tune():
     assert Schedule().plan(1000).training_iterations == (200, 300, 400, 500)
     assert Schedule().plan(400).training_iterations == (150, 200)
     assert Schedule().plan(100).training_iterations == ()
-    assert Schedule(start=20, every=10, stop=45).plan(1000) == (10, (20, 30, 40))
+    assert Schedule(start=20, every=10, stop=45).plan(1000) == (10, (20, 30, 40), None)
+
+
+def test_a_log_density_surrogate_refits_once_by_default():
+    assert Schedule().plan(1000, "logp").refit_iteration == 300
+    assert Schedule(refit=0).plan(1000, "logp").refit_iteration is None
+    assert Schedule(refit=700).plan(1000, "gradient").refit_iteration == 700
+    assert Schedule(refit=1000).plan(1000, "logp").refit_iteration is None  # not in tuning

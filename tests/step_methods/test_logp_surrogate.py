@@ -114,6 +114,27 @@ def test_exact_logp_evaluations_are_at_most_one_per_draw_and_one_per_move():
     assert np.all(n_logp[moved] == 1)
 
 
+def test_the_surrogate_keeps_learning_until_its_refit():
+    model, names, mean, variance = models.banana()
+    idata, step = run(
+        model, tune=400, draws=1000, keep_warmup=True,
+        schedule=shmc.Schedule(start=60, every=30, stop=120, refit=250),
+    )  # fmt: skip
+    refit = step.training_history[-1]
+    assert refit["iteration"] == 250 and refit["refit"] and refit["kept"]
+    switched = step.training_history[-2]["iteration"]
+    assert refit["n_points"] > step.training_history[-2]["n_points"], "nothing was learned"
+    warmup = idata["warmup_sample_stats"]
+    grads = np.asarray(warmup["n_exact_grad"])[-1, switched + 1 :]
+    off = np.abs(np.asarray(warmup["surrogate_error"])[-1, switched + 1 :]) > 0.1
+    before_refit = np.arange(switched + 1, 400) < 250
+    # An exact gradient exactly where the surrogate was off, before the refit; none after it:
+    # the draws cost one exact logp each, as before.
+    np.testing.assert_array_equal(grads, off & before_refit)
+    assert_delayed_acceptance_draws(idata)
+    assert_moments(posterior_array(idata, names), mean, variance)
+
+
 def warmup_exact_gradients(idata) -> int:
     return int(np.asarray(idata["warmup_sample_stats"]["n_exact_grad"]).sum())
 
