@@ -13,6 +13,11 @@ class TrainingBuffer:
     evaluation of the log-density alone (``gradient=None``) is kept with a gradient of NaN, which
     :func:`~surrogate_hmc.core.fit_log_density` reads as "value only".
 
+    A position is stored once: an evaluation at a position already in the buffer (NUTS starts
+    each trajectory at the last draw; a gradient learned where only the log-density was known)
+    fills in that row's gradient instead of adding a copy, which could otherwise fall on both
+    sides of the held-out split and make the validation error optimistic.
+
     Parameters
     ----------
     capacity
@@ -28,9 +33,13 @@ class TrainingBuffer:
     ...     _ = buffer.add(np.array([x]), -x, np.array([-x]))
     >>> buffer.positions().ravel().tolist(), buffer.n_dropped
     ([2.0, 3.0], 1)
+    >>> buffer.add(np.array([3.0]), -3.0, None), len(buffer)
+    (True, 2)
     """
 
-    __slots__ = ("_gradients", "_logps", "_positions", "capacity", "n_dropped", "n_seen")
+    __slots__ = (
+        "_gradients", "_logps", "_positions", "_rows", "capacity", "n_dropped", "n_seen",
+    )  # fmt: skip
 
     def __init__(self, capacity: int, dim: int) -> None:
         if capacity < 1 or dim < 1:
@@ -39,6 +48,7 @@ class TrainingBuffer:
         self._positions = np.zeros((capacity, dim))
         self._logps = np.zeros(capacity)
         self._gradients = np.zeros((capacity, dim))
+        self._rows: dict[bytes, int] = {}  # position -> its row
         self.n_seen = 0
         self.n_dropped = 0
 
@@ -50,7 +60,16 @@ class TrainingBuffer:
         if not (np.isfinite(logp) and (gradient is None or np.all(np.isfinite(gradient)))):
             self.n_dropped += 1
             return False
+        key = np.asarray(position, dtype=np.float64).tobytes()
+        row = self._rows.get(key)
+        if row is not None:
+            if gradient is not None:
+                self._gradients[row] = gradient
+            return True
         row = self.n_seen % self.capacity
+        if self.n_seen >= self.capacity:
+            del self._rows[self._positions[row].tobytes()]
+        self._rows[key] = row
         self._positions[row] = position
         self._logps[row] = logp
         self._gradients[row] = np.nan if gradient is None else gradient

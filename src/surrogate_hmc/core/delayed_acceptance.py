@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from surrogate_hmc.core.surrogate import SurrogateNUTS
+from surrogate_hmc.core.compiled import SurrogateNUTS, draw_seed
 
 __all__ = ["DAInfo", "DAState", "delayed_acceptance_transition"]
 
@@ -28,10 +28,18 @@ class DAState(NamedTuple):
     surrogate_logdensity: float
 
     @classmethod
-    def start(cls, position: np.ndarray, logdensity: float, nuts: SurrogateNUTS) -> "DAState":
-        """The state at ``position``, whose exact log-density is ``logdensity``."""
+    def start(
+        cls, position: np.ndarray, logdensity: float | None, nuts: SurrogateNUTS
+    ) -> "DAState":
+        """The state at ``position``, whose exact log-density is ``logdensity``.
+
+        ``None``: there is no exact model, the surrogate is the target.
+        """
         surrogate = nuts.init(position)
-        return cls(np.asarray(position), logdensity, surrogate, float(surrogate.logdensity))
+        surrogate_logdensity = float(surrogate.logdensity)
+        if logdensity is None:
+            logdensity = surrogate_logdensity
+        return cls(np.asarray(position), logdensity, surrogate, surrogate_logdensity)
 
 
 class DAInfo(NamedTuple):
@@ -63,7 +71,7 @@ def delayed_acceptance_transition(
     rng: np.random.Generator,
     state: DAState,
     *,
-    logdensity_fn: Callable[[np.ndarray], float],
+    logdensity_fn: Callable[[np.ndarray], float] | None,
     nuts: SurrogateNUTS,
     step_size: float,
     inverse_mass: np.ndarray,
@@ -79,7 +87,9 @@ def delayed_acceptance_transition(
         Current position, its exact log-density and the surrogate state there
         (:meth:`DAState.start`).
     logdensity_fn
-        The exact log-density (no gradient needed); called at most once.
+        The exact log-density (no gradient needed); called at most once. ``None``: there is no
+        exact model and NUTS's output is taken as it is (the surrogate is the target; the
+        second-stage acceptance and log ratio are then ``nan``).
     nuts
         The compiled surrogate NUTS (:func:`~surrogate_hmc.core.surrogate_nuts`).
     step_size, inverse_mass
@@ -96,7 +106,7 @@ def delayed_acceptance_transition(
     A surrogate with the wrong scale, corrected by the exact log-density:
 
     >>> import equinox as eqx, jax.numpy as jnp, numpy as np
-    >>> from surrogate_hmc.core.surrogate import surrogate_nuts
+    >>> from surrogate_hmc.core.compiled import surrogate_nuts
     >>> class Wide(eqx.Module):
     ...     def __call__(self, q):
     ...         return -0.25 * q @ q
@@ -110,14 +120,17 @@ def delayed_acceptance_transition(
     >>> info.n_exact_logp <= 1
     True
     """
-    seed = int(rng.integers(2**32, dtype=np.uint64))
-    surrogate, nuts_info = nuts.step(seed, state.surrogate, step_size, inverse_mass)
+    surrogate, nuts_info = nuts.step(draw_seed(rng), state.surrogate, step_size, inverse_mass)
     position, surrogate_logdensity = nuts_info.position, nuts_info.logdensity
     initial_energy = nuts_info.initial_kinetic_energy - state.logdensity
     log_uniform = np.log(rng.uniform())
 
     n_exact_logp, second_stage, is_accepted, log_ratio = 0, 1.0, False, np.nan
-    if np.array_equal(position, state.position):
+    if logdensity_fn is None:
+        second_stage, is_accepted = np.nan, not np.array_equal(position, state.position)
+        new_state = DAState(position, surrogate_logdensity, surrogate, surrogate_logdensity)
+        energy = nuts_info.energy
+    elif np.array_equal(position, state.position):
         new_state = state._replace(surrogate=surrogate)
         energy = initial_energy
     else:

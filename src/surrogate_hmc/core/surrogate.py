@@ -1,38 +1,56 @@
-"""Surrogate force fields: a network for the expensive part, exact code for the cheap part."""
+"""Surrogates of a model's log-density: a network for the expensive part, exact code for the rest.
 
-import functools
-from collections import deque
+:class:`AbstractSurrogate` is the interface every sampler uses: a ``force`` (the gradient of the
+log-density) for leapfrog, and, for surrogates that have one (``has_logdensity``), a
+``logdensity`` for NUTS and the delayed-acceptance correction. The concrete surrogates are
+final, in Equinox's abstract/final style; callers never branch on their type.
+"""
+
+import abc
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
-import numpy as np
 
-from surrogate_hmc.core.integrators import leapfrog
 from surrogate_hmc.core.network import StandardizedMLP
 
 __all__ = [
-    "GradientOf",
+    "SURROGATE_KINDS",
+    "AbstractSurrogate",
     "GradientSurrogate",
     "LogDensitySurrogate",
-    "NUTSStepInfo",
-    "SurrogateNUTS",
-    "TrajectoryFn",
-    "surrogate_nuts",
-    "surrogate_trajectory",
+    "GBILogDensity",
+    "SurrogateKind",
 ]
 
-TrajectoryFn = Callable[..., tuple[jax.Array, jax.Array]]
+SurrogateKind = Literal["gradient", "logp"]
+ExactPart = Callable[[jax.Array], jax.Array]
 
 
-class GradientSurrogate(eqx.Module):
-    """Force field ``network(q) + grad(exact_logdensity)(q)``.
+class AbstractSurrogate(eqx.Module):
+    """A learned stand-in for a log-density, as the samplers' kernels see it.
 
-    The network learns the gradient of the expensive part of the log-density (for example the
-    log-likelihood); the cheap part (for example priors and transform Jacobians) stays exact when
-    ``exact_logdensity`` is given. Without it the network learns the whole gradient.
+    Learned from an exact model (``"gradient"``, ``"logp"``), a surrogate is a network for the
+    expensive part (for example the log-likelihood) plus, optionally, the cheap part (priors and
+    transform Jacobians) kept exact; ACE's generalized-Bayes log-density (``"gbi"``) is a prior
+    plus a learned cost.
+    """
+
+    kind: eqx.AbstractClassVar[str]
+    has_logdensity: eqx.AbstractClassVar[bool]
+
+    @abc.abstractmethod
+    def force(self, position: jax.Array) -> jax.Array:
+        """The surrogate gradient of the log-density at ``position``."""
+
+    def logdensity(self, position: jax.Array) -> jax.Array:
+        """The surrogate log-density at ``position`` (surrogates with ``has_logdensity``)."""
+        raise TypeError(f"A {self.kind} surrogate has no log-density, only a force.")
+
+
+class GradientSurrogate(AbstractSurrogate):
+    """Force field ``network(q) + grad(exact_logdensity)(q)`` (NNgHMC): no log-density.
 
     Examples
     --------
@@ -44,28 +62,30 @@ class GradientSurrogate(eqx.Module):
     ...     Standardization.fit(x),
     ...     Standardization.fit(x),
     ... )
-    >>> GradientSurrogate(net, lambda q: -0.5 * q @ q)(jnp.zeros(2)).shape
-    (2,)
+    >>> surrogate = GradientSurrogate(net, lambda q: -0.5 * q @ q)
+    >>> surrogate.force(jnp.zeros(2)).shape, surrogate.has_logdensity
+    ((2,), False)
     """
 
     network: StandardizedMLP
-    exact_logdensity: Callable[[jax.Array], jax.Array] | None = eqx.field(static=True, default=None)
+    exact_logdensity: ExactPart | None = eqx.field(static=True, default=None)
+    kind: ClassVar[SurrogateKind] = "gradient"
+    has_logdensity: ClassVar[bool] = False
 
-    def __call__(self, position: jax.Array) -> jax.Array:
-        """The surrogate gradient of the log-density at ``position``."""
+    def force(self, position: jax.Array) -> jax.Array:
+        """The network's gradient plus the exact part's."""
         force = self.network(position)
         if self.exact_logdensity is not None:
             force = force + jax.grad(self.exact_logdensity)(position)
         return force
 
 
-class LogDensitySurrogate(eqx.Module):
-    """Log-density ``network(q) + exact_logdensity(q)``.
+class LogDensitySurrogate(AbstractSurrogate):
+    """Log-density ``network(q) + exact_logdensity(q)``; its force is the gradient of that.
 
-    The network learns the expensive part (for example the log-likelihood, in nats up to a
-    constant); the cheap part (for example priors and transform Jacobians) stays exact when
-    ``exact_logdensity`` is given, which keeps trajectories out of regions the network never saw.
-    Being a true log-density, it can drive NUTS; :class:`GradientOf` turns it into a force.
+    The network learns the expensive part in nats (up to a constant); the cheap part stays exact
+    when ``exact_logdensity`` is given, which keeps trajectories out of regions the network
+    never saw. Being a true log-density, it can drive NUTS.
 
     Examples
     --------
@@ -77,265 +97,65 @@ class LogDensitySurrogate(eqx.Module):
     ...     Standardization.fit(x),
     ...     Standardization(np.zeros(1), np.ones(1)),
     ... )
-    >>> LogDensitySurrogate(net, lambda q: -0.5 * q @ q)(jnp.zeros(2)).shape
-    ()
+    >>> surrogate = LogDensitySurrogate(net, lambda q: -0.5 * q @ q)
+    >>> surrogate.logdensity(jnp.zeros(2)).shape, surrogate.force(jnp.zeros(2)).shape
+    ((), (2,))
     """
 
     network: StandardizedMLP
-    exact_logdensity: Callable[[jax.Array], jax.Array] | None = eqx.field(static=True, default=None)
+    exact_logdensity: ExactPart | None = eqx.field(static=True, default=None)
+    kind: ClassVar[SurrogateKind] = "logp"
+    has_logdensity: ClassVar[bool] = True
 
-    def __call__(self, position: jax.Array) -> jax.Array:
-        """The surrogate log-density at ``position``."""
+    def logdensity(self, position: jax.Array) -> jax.Array:
+        """The network's value plus the exact part's."""
         value = self.network(position)[0]
         if self.exact_logdensity is not None:
             value = value + self.exact_logdensity(position)
         return value
 
-
-class GradientOf(eqx.Module):
-    """The force field (gradient) of a log-density module.
-
-    Examples
-    --------
-    >>> import jax.numpy as jnp
-    >>> class Gaussian(eqx.Module):
-    ...     def __call__(self, q):
-    ...         return -0.5 * q @ q
-    >>> GradientOf(Gaussian())(jnp.ones(2)).tolist()
-    [-1.0, -1.0]
-    """
-
-    logdensity: Callable[[jax.Array], jax.Array]
-
-    def __call__(self, position: jax.Array) -> jax.Array:
-        """The gradient of the log-density at ``position``."""
+    def force(self, position: jax.Array) -> jax.Array:
+        """The gradient of :meth:`logdensity`."""
         return jax.grad(self.logdensity)(position)
 
 
-class _Structure:
-    """A module without its arrays, hashed once.
+class GBILogDensity(AbstractSurrogate):
+    """ACE's generalized-Bayes log-density ``log p(theta) + log|J| - beta f(theta, x_o)``.
 
-    ``jax.jit`` hashes static arguments and flattens pytree arguments on every call; a module
-    passed as a flat list of arrays plus this static structure costs neither.
-    """
-
-    __slots__ = ("_hash", "static", "treedef")
-
-    def __init__(self, treedef, static) -> None:
-        self.treedef, self.static = treedef, static
-        self._hash = hash((treedef, static))
-
-    @classmethod
-    def split(cls, module: eqx.Module) -> tuple["_Structure", list[jax.Array]]:
-        """The structure of ``module`` and its arrays.
-
-        An equal structure seen recently is returned itself: ``jax.jit`` compares a static
-        argument with the cached one on every call, and ``is`` is much cheaper than comparing
-        two modules.
-        """
-        params, static = eqx.partition(module, eqx.is_array)
-        leaves, treedef = jax.tree.flatten(params)
-        structure = cls(treedef, static)
-        for known in _RECENT_STRUCTURES:
-            if known == structure:
-                return known, leaves
-        _RECENT_STRUCTURES.append(structure)
-        return structure, leaves
-
-    def rebuild(self, leaves):
-        """The module, with ``leaves`` as its arrays."""
-        return eqx.combine(jax.tree.unflatten(self.treedef, leaves), self.static)
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other) -> bool:
-        if not isinstance(other, _Structure):
-            return False
-        return self.static is other.static or (
-            self.treedef == other.treedef and self.static == other.static
-        )
-
-
-_RECENT_STRUCTURES: deque[_Structure] = deque(maxlen=16)
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _trajectory(structure, leaves, position, momentum, step_size, inverse_mass, n_steps):
-    force_fn = structure.rebuild(leaves)
-    return leapfrog(force_fn, position, momentum, step_size, inverse_mass, n_steps)
-
-
-def surrogate_trajectory(force_fn: eqx.Module) -> TrajectoryFn:
-    """Compile the whole leapfrog trajectory under a surrogate force field into one call.
-
-    The module's arrays are split from its structure once, here, so each call is a plain
-    ``jax.jit`` dispatch, and refitting the network (same structure, new weights) reuses the
-    compiled code.
-
-    Parameters
-    ----------
-    force_fn
-        An Equinox module mapping a position to a force, such as :class:`GradientSurrogate`.
-
-    Returns
-    -------
-    trajectory
-        ``(position, momentum, step_size, inverse_mass, n_steps) -> (position, momentum)``;
-        ``n_steps`` may vary from call to call without recompiling.
+    ``prior`` is the exact prior plus Jacobian on the sampler's unconstrained vector ``q``,
+    ``to_theta`` maps ``q`` to the parameters, and ``cost`` is the learned expected distance
+    ``f(theta, x)`` (see :mod:`surrogate_hmc.core.cost`).
 
     Examples
     --------
     >>> import jax.numpy as jnp
-    >>> class Spring(eqx.Module):
-    ...     stiffness: jax.Array
-    ...     def __call__(self, q):
-    ...         return -self.stiffness * q
-    >>> trajectory = surrogate_trajectory(Spring(jnp.asarray(1.0)))
-    >>> q, p = trajectory(jnp.ones(2), jnp.zeros(2), 0.1, jnp.ones(2), 5)
-    >>> q.shape
-    (2,)
-    """
-    structure, leaves = _Structure.split(force_fn)
-
-    def trajectory(position, momentum, step_size, inverse_mass, n_steps):
-        return _trajectory(structure, leaves, position, momentum, step_size, inverse_mass, n_steps)
-
-    return trajectory
-
-
-class NUTSStepInfo(NamedTuple):
-    """A surrogate NUTS step on the host: the new position and the tree's diagnostics."""
-
-    position: np.ndarray
-    logdensity: float
-    acceptance_rate: float
-    is_divergent: bool
-    is_turning: bool
-    energy: float
-    initial_kinetic_energy: float
-    tree_depth: int
-    n_steps: int
-
-    @classmethod
-    def unpack(cls, packed: np.ndarray) -> "NUTSStepInfo":
-        """Read the vector built by the compiled step (one device-to-host transfer)."""
-        position, (logdensity, accept, divergent, turning, energy, kinetic, depth, n) = (
-            packed[:-8],
-            packed[-8:].tolist(),
-        )
-        return cls(
-            position, logdensity, accept, bool(divergent), bool(turning), energy, kinetic,
-            int(depth), int(n),
-        )  # fmt: skip
-
-
-class SurrogateNUTS(NamedTuple):
-    """NUTS on a surrogate log-density, compiled: ``init`` a state, then ``step`` it.
-
-    ``init(position)`` returns BlackJAX's ``HMCState`` (position, surrogate log-density and its
-    gradient). ``step(seed, state, step_size, inverse_mass)`` returns the next state and a
-    :class:`NUTSStepInfo`; ``seed`` is an integer, so a NumPy generator can drive the chain.
+    >>> gbi = GBILogDensity(
+    ...     lambda q: -0.5 * q @ q, lambda q: q, lambda theta, x: jnp.sum((theta - x) ** 2),
+    ...     jnp.ones(2), 2.0,
+    ... )
+    >>> float(gbi.logdensity(jnp.zeros(2)))
+    -4.0
     """
 
-    init: Callable[[Any], Any]
-    step: Callable[..., tuple[Any, NUTSStepInfo]]
+    prior: ExactPart = eqx.field(static=True)
+    to_theta: Callable[[jax.Array], jax.Array] = eqx.field(static=True)
+    cost: Callable[[jax.Array, jax.Array], jax.Array]
+    observed: jax.Array
+    beta: float
+    kind: ClassVar[str] = "gbi"
+    has_logdensity: ClassVar[bool] = True
+
+    def logdensity(self, position: jax.Array) -> jax.Array:
+        """The generalized-Bayes log-density at the unconstrained ``position``."""
+        return self.prior(position) - self.beta * self.cost(self.to_theta(position), self.observed)
+
+    def force(self, position: jax.Array) -> jax.Array:
+        """The gradient of :meth:`logdensity`."""
+        return jax.grad(self.logdensity)(position)
 
 
-# BlackJAX is imported where it is used: importing it runs JAX computations, and a process that
-# has run JAX cannot safely fork (PyMC's default start method for cores > 1 on Linux).
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _nuts_init(structure, leaves, position):
-    import blackjax
-
-    return blackjax.nuts.init(position, structure.rebuild(leaves))
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def _nuts_step(structure, max_depth, max_energy, n_transitions, leaves, seed, state, eps, inv_mass):
-    import blackjax
-
-    kernel = blackjax.nuts.build_kernel(divergence_threshold=max_energy)
-    logdensity = structure.rebuild(leaves)
-
-    def transition(state, key):
-        state, info = kernel(key, state, logdensity, eps, inv_mass, max_depth)
-        kinetic = 0.5 * jnp.sum(inv_mass * info.momentum**2)
-        diagnostics = (info.acceptance_rate, info.is_divergent, info.is_turning, info.energy)
-        return state, (*diagnostics, kinetic, info.num_trajectory_expansions,
-                       info.num_integration_steps)  # fmt: skip
-
-    keys = jax.random.split(jax.random.key(seed), n_transitions)
-    state, (accept, divergent, turning, energy, kinetic, depth, n_steps) = jax.lax.scan(
-        transition, state, keys
-    )
-    scalars = [
-        state.logdensity,
-        jnp.mean(accept),
-        jnp.any(divergent),
-        turning[-1],
-        energy[-1],
-        kinetic[0],
-        jnp.max(depth),
-        jnp.sum(n_steps),
-    ]
-    packed = jnp.concatenate([state.position, jnp.stack(scalars).astype(state.position.dtype)])
-    return state, packed
-
-
-def surrogate_nuts(
-    logdensity: eqx.Module,
-    *,
-    max_tree_depth: int = 10,
-    max_energy_error: float = 1000.0,
-    n_transitions: int = 1,
-) -> SurrogateNUTS:
-    """Compile BlackJAX's multinomial NUTS on a surrogate log-density into one call per step.
-
-    As with :func:`surrogate_trajectory`, the module is split into arrays and structure once,
-    so refitting the network reuses the compiled code. NUTS is reversible with respect to
-    ``exp(logdensity)``, and so are its powers, which is what a delayed-acceptance correction
-    with the exact log-density needs (see
-    :func:`~surrogate_hmc.core.delayed_acceptance_transition`).
-
-    Parameters
-    ----------
-    logdensity
-        An Equinox module mapping a position to a scalar, such as
-        :class:`LogDensitySurrogate`.
-    max_tree_depth
-        Most trajectory doublings per step.
-    max_energy_error
-        Energy error above which a trajectory counts as divergent.
-    n_transitions
-        NUTS transitions per step, in the same compiled call. The step's diagnostics are the
-        mean acceptance, any divergence, the deepest tree and the total of leapfrog steps; its
-        energy is the last transition's and its initial kinetic energy the first's.
-
-    Examples
-    --------
-    >>> class Gaussian(eqx.Module):
-    ...     def __call__(self, q):
-    ...         return -0.5 * q @ q
-    >>> nuts = surrogate_nuts(Gaussian())
-    >>> state = nuts.init(jnp.zeros(3))
-    >>> state, info = nuts.step(0, state, 0.5, jnp.ones(3))
-    >>> info.position.shape, info.tree_depth >= 1
-    ((3,), True)
-    """
-    structure, leaves = _Structure.split(logdensity)
-    max_energy_error = float(max_energy_error)
-
-    def init(position):
-        return _nuts_init(structure, leaves, jnp.asarray(position, dtype=jnp.float64))
-
-    def step(seed, state, step_size, inverse_mass):
-        state, packed = _nuts_step(
-            structure, int(max_tree_depth), max_energy_error, int(n_transitions), leaves,
-            np.uint32(seed), state, np.float64(step_size), inverse_mass,
-        )  # fmt: skip
-        return state, NUTSStepInfo.unpack(np.asarray(packed))
-
-    return SurrogateNUTS(init, step)
+SURROGATE_KINDS: dict[str, type[GradientSurrogate | LogDensitySurrogate]] = {
+    "gradient": GradientSurrogate,
+    "logp": LogDensitySurrogate,
+}
+"""The surrogate class of each kind."""

@@ -5,8 +5,6 @@ import time
 from dataclasses import field
 from typing import Any, ClassVar
 
-import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pymc as pm
@@ -15,37 +13,28 @@ from pymc.step_methods.arraystep import ArrayStepShared
 from pymc.step_methods.compound import Competence, StepMethodState
 from pymc.step_methods.hmc.quadpotential import QuadPotentialDiagAdapt
 from pymc.step_methods.state import dataclass_state
-from pymc.step_methods.step_sizes import DualAverageAdaptation
 
-from surrogate_hmc.core.cost import CostNetwork
-from surrogate_hmc.core.surrogate import surrogate_nuts
+from surrogate_hmc.core.surrogate import GBILogDensity
+from surrogate_hmc.core.validation import check_int, check_real
 from surrogate_hmc.estimator import CostEstimator
 from surrogate_hmc.simulation import SimulatorModel
-from surrogate_hmc.step_methods.model_functions import exact_prior_logdensity
+from surrogate_hmc.step_methods.kernel import STATS, KernelSettings, KernelState, SurrogateKernel
+from surrogate_hmc.step_methods.model_functions import (
+    constrained_parameters,
+    exact_prior_logdensity,
+)
+from surrogate_hmc.step_methods.options import MASS_MATRIX_WINDOW
 
-__all__ = ["ACE", "GBILogDensity"]
+__all__ = ["ACE"]
 
-_SURROGATE_PHASE = 1
-
-
-class GBILogDensity(eqx.Module):
-    """``log p(theta) + log|J| - beta f(theta, x_o)`` on the sampler's unconstrained vector."""
-
-    prior: Any = eqx.field(static=True)
-    to_theta: Any = eqx.field(static=True)
-    cost: CostNetwork
-    observed: jax.Array
-    beta: float
-
-    def __call__(self, q: jax.Array) -> jax.Array:
-        """The log-density at the unconstrained position ``q``."""
-        return self.prior(q) - self.beta * self.cost(self.to_theta(q), self.observed)
+INITIAL_STEP_SCALE = 0.25
+"""The first step size is ``INITIAL_STEP_SCALE / dim**0.25``, as in PyMC's NUTS."""
 
 
 @dataclass_state
 class ACEState(StepMethodState):
     potential: Any
-    step_adapt: Any
+    kernel_state: KernelState | None
     tune: bool
     iter_count: int
     beta: float = field(metadata={"frozen": True})
@@ -88,12 +77,11 @@ class ACE(ArrayStepShared):
     There is no exact model to correct with: the network *defines* the generalized-Bayes
     posterior, as in the paper. Its accuracy is the estimator's ``validation_error``.
 
-    Sample stats: ``acceptance_rate``, ``diverging``, ``energy``, ``energy_error``,
-    ``step_size``, ``step_size_bar``, ``n_steps``, ``tree_depth``, ``reached_max_treedepth``,
-    ``model_logp`` (the generalized-Bayes log-density), and, as for ``SurrogateHMC``, ``phase``
-    (always 1, surrogate), the exact evaluations ``n_exact_grad`` and ``n_exact_logp``
-    (always 0: no simulation runs while sampling) and ``surrogate_error`` (always ``nan``:
-    there is no exact model to compare the network with).
+    Sample stats: those of ``SurrogateHMC`` (one table, from the kernel both share), with
+    ``model_logp`` the generalized-Bayes log-density, ``phase`` always 1 (surrogate), the exact
+    evaluations ``n_exact_grad`` and ``n_exact_logp`` always 0 (no simulation runs while
+    sampling), and ``surrogate_error`` and ``second_stage_acceptance`` always ``nan`` (there
+    is no exact model to compare the network with).
 
     Examples
     --------
@@ -114,24 +102,7 @@ class ACE(ArrayStepShared):
 
     name = "ace"
     default_blocked = True
-    stats_dtypes_shapes: ClassVar[dict[str, tuple[Any, list]]] = {
-        "phase": (np.int8, []),
-        "acceptance_rate": (np.float64, []),
-        "diverging": (bool, []),
-        "energy": (np.float64, []),
-        "energy_error": (np.float64, []),
-        "step_size": (np.float64, []),
-        "step_size_bar": (np.float64, []),
-        "n_steps": (np.int64, []),
-        "tree_depth": (np.int64, []),
-        "reached_max_treedepth": (bool, []),
-        "model_logp": (np.float64, []),
-        "n_exact_grad": (np.int64, []),
-        "n_exact_logp": (np.int64, []),
-        "surrogate_error": (np.float64, []),
-        "perf_counter_diff": (np.float64, []),
-        "perf_counter_start": (np.float64, []),
-    }
+    stats_dtypes_shapes: ClassVar[dict[str, tuple[Any, list | None]]] = STATS
     _state_class = ACEState
 
     def __init__(
@@ -149,10 +120,10 @@ class ACE(ArrayStepShared):
         rng=None,
     ) -> None:
         model = pm.modelcontext(model)
-        if not (isinstance(beta, int | float) and np.isfinite(beta) and beta > 0):
-            raise ValueError(f"beta must be a positive number, got {beta!r}.")
-        if not 0 < target_accept < 1:
-            raise ValueError(f"target_accept must lie in (0, 1), got {target_accept!r}.")
+        beta = check_real("beta", beta, low=0.0, open_low=True)
+        target_accept = check_real(
+            "target_accept", target_accept, low=0.0, high=1.0, open_low=True, open_high=True
+        )
         simulator_model = SimulatorModel.from_model(model)
         free_values = [model.rvs_to_values[rv] for rv in model.free_RVs]
         if vars is not None:
@@ -174,19 +145,22 @@ class ACE(ArrayStepShared):
             )
         estimator.check(simulator_model)
         self.estimator = estimator
-        self.beta = float(beta)
-        self.target_accept = float(target_accept)
-        self.max_treedepth = int(max_treedepth)
-        self.Emax = float(max_energy_error)
+        self.beta = beta
+        self._kernel = SurrogateKernel(
+            KernelSettings(
+                "nuts",
+                target_accept=target_accept,
+                max_treedepth=int(check_int("max_treedepth", max_treedepth)),
+                max_energy_error=check_real("max_energy_error", max_energy_error, low=0.0),
+            )
+        )
         self._model = model
         self._observed = simulator_model.observed
         point = model.initial_point()
-        self._point_map_info = [
-            (v.name, point[v.name].shape, point[v.name].dtype) for v in free_values
-        ]
+        self._variables = [(v.name, point[v.name].shape) for v in free_values]
         self._dim = int(sum(np.size(point[v.name]) for v in free_values))
         self._parent_pid = os.getpid()
-        self._process_local: dict[str, Any] | None = None
+        self._surrogate: GBILogDensity | None = None  # built in the chain's process
         super().__init__(free_values, {}, rng=rng)
         self._reset_chain()
 
@@ -195,23 +169,23 @@ class ACE(ArrayStepShared):
         """ACE is never chosen automatically: pass it as ``step=``."""
         return Competence.INCOMPATIBLE
 
+    @property
+    def training_history(self) -> tuple:
+        """Nothing is trained while sampling: the cost network was fit before (``estimator``)."""
+        return ()
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_process_local"] = None
+        state["_surrogate"] = None
         return state
 
     def _reset_chain(self) -> None:
         self.tune = True
         self.iter_count = 0
         self.potential = QuadPotentialDiagAdapt(
-            self._dim, np.zeros(self._dim), np.ones(self._dim), 10
+            self._dim, np.zeros(self._dim), np.ones(self._dim), MASS_MATRIX_WINDOW
         )
-        self.step_adapt = DualAverageAdaptation(
-            0.25 / self._dim**0.25, self.target_accept, 0.05, 0.75, 10
-        )
-        self._state = None  # BlackJAX's state on the device, and its position and log-density
-        self._position = np.zeros(0)  # on the host, read once per draw with the step's stats
-        self._logdensity = np.nan
+        self.kernel_state: KernelState | None = None  # started on the first step
 
     def setup_chain(self, rng, tune: int, draws: int) -> None:
         """Start a chain (PyMC 6): fresh adaptation."""
@@ -231,89 +205,45 @@ class ACE(ArrayStepShared):
         """Freeze step size and mass matrix for the draws."""
         self.tune = False
 
-    def _local(self) -> dict[str, Any]:
-        if self._process_local is None:
-            self._process_local = self._build_kernel()
-        return self._process_local
-
-    def _build_kernel(self) -> dict[str, Any]:
-        from jax._src.xla_bridge import backends_are_initialized
-
-        if os.getpid() != self._parent_pid and backends_are_initialized():
-            raise RuntimeError(
-                "This chain's process was forked from one that had already run JAX, and JAX "
-                "cannot run after such a fork. Sample with "
-                "pm.sample(..., mp_ctx='forkserver') (or cores=1), or fit the CostEstimator "
-                "in a fresh Python process before sampling."
-            )
-        model, values = self._model, self.vars
-        info = [(name, shape) for name, shape, _ in self._point_map_info]
-        prior = exact_prior_logdensity(model, values, info)
-        if prior is None:
-            raise ValueError(
-                "ACE needs the priors in JAX, and a prior of this model has no JAX "
-                "implementation in PyTensor."
-            )
-        from pymc.sampling.jax import get_jaxified_graph
-
-        rvs = model.replace_rvs_by_values(model.free_RVs)
-        constrained = get_jaxified_graph(inputs=list(values), outputs=rvs)
-        shapes = [shape for _, shape in info]
-        bounds = np.cumsum([0] + [int(np.prod(shape, dtype=int)) for shape in shapes])
-
-        def to_theta(q):
-            pieces = [
-                jnp.reshape(q[lo:hi], s)
-                for lo, hi, s in zip(bounds[:-1], bounds[1:], shapes, strict=True)
-            ]
-            return jnp.concatenate([jnp.ravel(t) for t in constrained(*pieces)])
-
-        logdensity = GBILogDensity(
-            prior, to_theta, self.estimator.build(), jnp.asarray(self._observed), self.beta
-        )
-        nuts = surrogate_nuts(
-            logdensity, max_tree_depth=self.max_treedepth, max_energy_error=self.Emax
-        )
-        return {"nuts": nuts}
-
     def astep(self, q0: RaveledVars) -> tuple[RaveledVars, list[dict[str, Any]]]:
         """One NUTS transition on the generalized-Bayes log-density."""
-        start = time.perf_counter()
-        nuts = self._local()["nuts"]
-        state, previous_logdensity = self._state, self._logdensity
-        if state is None or not np.array_equal(self._position, q0.data):
-            state = nuts.init(q0.data)
-            previous_logdensity = float(np.asarray(state.logdensity))
-        step_size = float(self.step_adapt.current(self.tune))
-        inverse_mass = np.asarray(self.potential._var, dtype=np.float64)
-        seed = int(self.rng.integers(2**32, dtype=np.uint64))
-        state, info = nuts.step(seed, state, step_size, inverse_mass)
-        self._state, self._position, self._logdensity = state, info.position, info.logdensity
-        if self.tune:
-            self.step_adapt.update(info.acceptance_rate, True)
-            self.potential.update(info.position, None, True)
+        perf_start, process_start = time.perf_counter(), time.process_time()
+        if self.kernel_state is None:
+            step_size = INITIAL_STEP_SCALE / self._dim**0.25
+            self.kernel_state = self._kernel.start(self._gbi_logdensity(), step_size=step_size)
+        self.kernel_state, position, stats = self._kernel.step(
+            self.kernel_state, self.rng, q0.data, self.potential, exact_logp=None,
+            tune=self.tune,
+        )  # fmt: skip
         self.iter_count += 1
-        initial_energy = info.initial_kinetic_energy - previous_logdensity
-        stats = {
-            "phase": _SURROGATE_PHASE,
-            "acceptance_rate": info.acceptance_rate,
-            "diverging": info.is_divergent,
-            "energy": info.energy,
-            "energy_error": info.energy - initial_energy,
-            "step_size": step_size,
-            "step_size_bar": float(self.step_adapt.current(False)),
-            "n_steps": info.n_steps,
-            "tree_depth": info.tree_depth,
-            "reached_max_treedepth": bool(
-                info.tree_depth >= self.max_treedepth
-                and not info.is_divergent
-                and not info.is_turning
-            ),
-            "model_logp": info.logdensity,
+        stats |= {
             "n_exact_grad": 0,
             "n_exact_logp": 0,
-            "surrogate_error": np.nan,
-            "perf_counter_diff": time.perf_counter() - start,
-            "perf_counter_start": start,
+            "perf_counter_diff": time.perf_counter() - perf_start,
+            "process_time_diff": time.process_time() - process_start,
+            "perf_counter_start": perf_start,
         }
-        return RaveledVars(np.array(info.position), q0.point_map_info), [stats]
+        return RaveledVars(position, q0.point_map_info), [stats]
+
+    def _gbi_logdensity(self) -> GBILogDensity:
+        if self._surrogate is None:
+            from jax._src.xla_bridge import backends_are_initialized
+
+            if os.getpid() != self._parent_pid and backends_are_initialized():
+                raise RuntimeError(
+                    "This chain's process was forked from one that had already run JAX, and "
+                    "JAX cannot run after such a fork. Sample with "
+                    "pm.sample(..., mp_ctx='forkserver') (or cores=1), or fit the CostEstimator "
+                    "in a fresh Python process before sampling."
+                )
+            prior = exact_prior_logdensity(self._model, self.vars, self._variables)
+            if prior is None:
+                raise ValueError(
+                    "ACE needs the priors in JAX, and a prior of this model has no JAX "
+                    "implementation in PyTensor."
+                )
+            to_theta = constrained_parameters(self._model, self.vars, self._variables)
+            self._surrogate = GBILogDensity(
+                prior, to_theta, self.estimator.build(), jnp.asarray(self._observed), self.beta
+            )
+        return self._surrogate

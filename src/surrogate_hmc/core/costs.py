@@ -1,0 +1,88 @@
+"""What a chain has spent: exact evaluations (counts and seconds), iterations, trainings."""
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["RECENT_ITERATIONS", "CostLedger"]
+
+RECENT_ITERATIONS = 50
+"""Iterations per phase whose wall time is remembered to compare the phases' costs."""
+
+
+def _recent() -> deque[float]:
+    return deque(maxlen=RECENT_ITERATIONS)
+
+
+@dataclass
+class CostLedger:
+    """One chain's costs, kept by the one place that evaluates the exact model.
+
+    ``n_grad``/``grad_seconds`` count exact log-density-and-gradient evaluations, ``n_logp``/
+    ``logp_seconds`` exact log-density-only ones. :meth:`start_iteration` and
+    :meth:`iteration_counts` give the evaluations of one iteration (the ``n_exact_grad`` and
+    ``n_exact_logp`` sample stats).
+
+    Examples
+    --------
+    >>> ledger = CostLedger()
+    >>> ledger.start_iteration()
+    >>> ledger.add_grad(0.002)
+    >>> ledger.add_logp(0.001)
+    >>> ledger.iteration_counts()
+    (1, 1)
+    >>> ledger.end_iteration(phase_code=0, seconds=0.02)
+    >>> ledger.end_iteration(phase_code=1, seconds=0.004)
+    >>> round(ledger.speedup_per_iteration(), 6)
+    5.0
+    """
+
+    n_grad: int = 0
+    n_logp: int = 0
+    grad_seconds: float = 0.0
+    logp_seconds: float = 0.0
+    _iteration_start: tuple[int, int] = (0, 0)
+    _seconds_by_phase: dict[int, deque[float]] = field(
+        default_factory=lambda: {0: _recent(), 1: _recent()}
+    )
+
+    def add_grad(self, seconds: float) -> None:
+        """Count one exact log-density-and-gradient evaluation."""
+        self.n_grad += 1
+        self.grad_seconds += seconds
+
+    def add_logp(self, seconds: float) -> None:
+        """Count one exact log-density evaluation."""
+        self.n_logp += 1
+        self.logp_seconds += seconds
+
+    def start_iteration(self) -> None:
+        """Mark the start of an iteration, for :meth:`iteration_counts`."""
+        self._iteration_start = (self.n_grad, self.n_logp)
+
+    def iteration_counts(self) -> tuple[int, int]:
+        """Exact ``(logp and gradient, logp only)`` evaluations since :meth:`start_iteration`."""
+        grads, logps = self._iteration_start
+        return self.n_grad - grads, self.n_logp - logps
+
+    def end_iteration(self, phase_code: int, seconds: float) -> None:
+        """Remember a tuning iteration's wall time under its phase (0 exact, 1 surrogate)."""
+        self._seconds_by_phase[phase_code].append(seconds)
+
+    def median_iteration_seconds(self, phase_code: int) -> float:
+        """Median wall time of the recent iterations of a phase (``nan`` if none)."""
+        recent = self._seconds_by_phase[phase_code]
+        return float(np.median(recent)) if recent else float("nan")
+
+    def speedup_per_iteration(self) -> float:
+        """Exact iteration time over surrogate iteration time (``nan`` until both were seen)."""
+        return self.median_iteration_seconds(0) / self.median_iteration_seconds(1)
+
+    def milliseconds_per_grad(self) -> float:
+        """Mean wall time of one exact log-density-and-gradient evaluation."""
+        return 1e3 * self.grad_seconds / max(self.n_grad, 1)
+
+    def milliseconds_per_logp(self) -> float:
+        """Mean wall time of one exact log-density evaluation."""
+        return 1e3 * self.logp_seconds / max(self.n_logp, 1)

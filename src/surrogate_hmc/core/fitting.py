@@ -1,0 +1,105 @@
+"""From the training buffer to a surrogate: one fit, and the record of how it went."""
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from surrogate_hmc.core.buffer import TrainingBuffer
+from surrogate_hmc.core.lifecycle import TrainingRecord
+from surrogate_hmc.core.network import NetworkConfig
+from surrogate_hmc.core.surrogate import SURROGATE_KINDS, AbstractSurrogate, SurrogateKind
+from surrogate_hmc.core.training import TrainingConfig, fit_log_density, fit_network
+
+__all__ = ["MIN_TRAINING_POINTS", "REFIT_STEPS_DIVISOR", "ExactPrior", "fit_surrogate"]
+
+MIN_TRAINING_POINTS = 32
+"""Fewest finite exact evaluations worth a training (a fifth of them is held out)."""
+REFIT_STEPS_DIVISOR = 4
+"""A refit continues from the network in use, with this fraction of the optimizer steps."""
+
+
+class ExactPrior(NamedTuple):
+    """The cheap part of the log-density, kept exact inside the surrogate (priors, Jacobians)."""
+
+    logdensity: Callable[[jax.Array], jax.Array]
+    values_and_gradients: Callable[[np.ndarray], tuple[jax.Array, jax.Array]]
+    """Batched: positions ``(n, dim)`` to values ``(n,)`` and gradients ``(n, dim)``."""
+
+    @classmethod
+    def of(cls, logdensity: Callable[[jax.Array], jax.Array]) -> "ExactPrior":
+        """Wrap a log-density of one position, compiling its batched value and gradient."""
+        return cls(logdensity, jax.jit(jax.vmap(jax.value_and_grad(logdensity))))
+
+
+def fit_surrogate(
+    buffer: TrainingBuffer,
+    *,
+    kind: SurrogateKind,
+    prior: ExactPrior | None,
+    network: NetworkConfig,
+    training: TrainingConfig,
+    key: jax.Array,
+    iteration: int,
+    max_validation_error: float,
+    refit: bool = False,
+    start_from: AbstractSurrogate | None = None,
+) -> tuple[AbstractSurrogate | None, TrainingRecord]:
+    """Fit a surrogate of ``kind`` to the buffer's exact evaluations, less the exact ``prior``.
+
+    A ``refit`` of a surrogate in use is recorded as one. With ``start_from`` (a log-density
+    surrogate) training continues from its network, with ``1 / REFIT_STEPS_DIVISOR`` of the
+    steps. Returns the surrogate (``None`` when there was too little data) and the record the
+    lifecycle decides on.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> buffer = TrainingBuffer(capacity=256, dim=2)
+    >>> for q in np.random.default_rng(0).normal(size=(200, 2)):
+    ...     _ = buffer.add(q, -0.5 * q @ q, -q)
+    >>> surrogate, record = fit_surrogate(
+    ...     buffer, kind="logp", prior=None, network=NetworkConfig(width=16),
+    ...     training=TrainingConfig(max_steps=300), key=jax.random.key(0), iteration=50,
+    ...     max_validation_error=0.5,
+    ... )
+    >>> record.passed_validation, surrogate.kind
+    (True, 'logp')
+    """
+    n_points = len(buffer)
+    if n_points < MIN_TRAINING_POINTS:
+        return None, TrainingRecord(iteration, n_points, refit=refit)
+    start = time.perf_counter()
+    positions, logps, gradients = buffer.positions(), buffer.logps(), buffer.gradients()
+    if prior is not None:
+        prior_values, prior_gradients = prior.values_and_gradients(positions)
+        logps = logps - np.asarray(prior_values)
+        gradients = gradients - np.asarray(prior_gradients)
+    options = {"network": network, "training": training, "key": key, "pad_to": buffer.capacity}
+    if start_from is not None:
+        options["training"] = dataclasses.replace(
+            training, max_steps=max(1, training.max_steps // REFIT_STEPS_DIVISOR)
+        )
+        result = fit_log_density(
+            positions, logps, gradients, start_from=start_from.network, **options
+        )
+    elif kind == "logp":
+        result = fit_log_density(positions, logps, gradients, **options)
+    else:
+        result = fit_network(positions, gradients, targets_are_gradients=True, **options)
+    record = TrainingRecord(
+        iteration=iteration,
+        n_points=n_points,
+        validation_error=result.validation_error,
+        max_validation_error=max_validation_error,
+        train_losses=result.train_losses,
+        validation_losses=result.validation_losses,
+        steps_per_loss=options["training"].eval_every,
+        seconds=time.perf_counter() - start,
+        refit=refit,
+    )
+    exact_part = None if prior is None else prior.logdensity
+    return SURROGATE_KINDS[kind](result.network, exact_part), record

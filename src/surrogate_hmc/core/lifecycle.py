@@ -1,0 +1,332 @@
+"""A chain's life: exact phase, trainings, pilot, surrogate phase; what happens next, and why.
+
+The lifecycle knows nothing of PyMC or of networks. Like BlackJAX's adaptation it is a pure
+``init`` / ``update`` / ``final`` triple over an immutable :class:`LifecycleState`: the sampler
+reports each tuning iteration's :class:`IterationStats` and each training's
+:class:`TrainingRecord`, and the lifecycle answers with the :class:`Action` to take. The
+:class:`~surrogate_hmc.core.schedule.Schedule` says *when* something may happen, the
+:class:`~surrogate_hmc.core.schedule.SwitchTest` *whether* a surrogate is trusted; the
+lifecycle holds the two together.
+
+::
+
+    EXACT --TRAIN, passed--> PILOT --passed--> SURROGATE --(REFIT)--> SURROGATE --final--> draws
+      ^                        |
+      +-------failed-----------+      EXACT --nothing left to try--> EXACT_ONLY --final--> draws
+"""
+
+import enum
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
+
+import numpy as np
+
+from surrogate_hmc.core.schedule import SchedulePlan, SwitchTest
+
+__all__ = [
+    "RECENT_EXACT_ITERATIONS",
+    "Action",
+    "IterationStats",
+    "Lifecycle",
+    "LifecycleState",
+    "Phase",
+    "PilotRecord",
+    "TrainingRecord",
+]
+
+RECENT_EXACT_ITERATIONS = 50
+"""Exact iterations remembered for the pilot's reference acceptance and the surrogate's start."""
+
+
+class Phase(enum.Enum):
+    """Where a chain is in its life.
+
+    The ``phase`` sample stat is :attr:`code`: 0 while exact NUTS makes the draws (``EXACT``,
+    ``EXACT_ONLY``), 1 while the surrogate kernel does (``PILOT``, ``SURROGATE``).
+    """
+
+    EXACT = "exact"
+    """Exact NUTS; exact evaluations are collected and the surrogate is trained on schedule."""
+    PILOT = "pilot"
+    """A trained surrogate's kernel on trial, at the exact phase's step size."""
+    SURROGATE = "surrogate"
+    """The surrogate kernel: adapting during tuning, frozen for the draws."""
+    EXACT_ONLY = "exact only"
+    """Exact NUTS with nothing left to try: nothing collected, nothing trained."""
+
+    @property
+    def code(self) -> int:
+        """The ``phase`` sample stat: 1 when the surrogate kernel moves the chain, else 0."""
+        return int(self in (Phase.PILOT, Phase.SURROGATE))
+
+
+PHASE_NAMES = {0: "exact", 1: "surrogate"}
+"""The values of the ``phase`` sample stat and what they mean."""
+
+
+class Action(enum.Enum):
+    """What the sampler must do now, as decided by :class:`Lifecycle`."""
+
+    NONE = "none"
+    TRAIN = "train"
+    """Fit a new surrogate on the collected evaluations; report with :meth:`Lifecycle.trained`."""
+    REFIT = "refit"
+    """Fit the surrogate in use again, on all it was shown; report with ``trained``."""
+    USE_GIVEN = "use given"
+    """Build the surrogate given by the user; report with ``trained`` (a ``given`` record)."""
+    START_PILOT = "start pilot"
+    """Start the surrogate kernel on trial (step size and lengths from the exact phase)."""
+    ADOPT = "adopt"
+    """A refit passed: the kernel continues with the new network."""
+    SWITCH = "switch"
+    """The pilot passed: the surrogate kernel now adapts its own step size."""
+    REVERT = "revert"
+    """The pilot failed: drop the surrogate, back to exact NUTS."""
+    FREEZE = "freeze"
+    """End of tuning with a surrogate: the kernel is frozen for the draws."""
+    STAY_EXACT = "stay exact"
+    """End of tuning without a surrogate: the draws come from exact NUTS."""
+
+
+class IterationStats(NamedTuple):
+    """What the lifecycle reads from one tuning iteration."""
+
+    acceptance_rate: float
+    n_steps: int
+    step_size: float
+    second_stage_acceptance: float = float("nan")
+
+
+@dataclass(frozen=True)
+class PilotRecord:
+    """The outcome of a pilot: its acceptance against what was required.
+
+    ``acceptance`` is the mean acceptance of the pilot's transitions (for NUTS on the surrogate,
+    tree acceptance times second-stage acceptance), ``required`` the share of the exact phase's
+    acceptance the :class:`~surrogate_hmc.core.schedule.SwitchTest` asks for, and
+    ``second_stage_acceptance`` the mean acceptance of the exact correction (``None`` for
+    static trajectories, which have none).
+    """
+
+    acceptance: float
+    required: float
+    second_stage_acceptance: float | None
+    switched: bool
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """One training of a chain (or its use of a given surrogate), as the lifecycle saw it.
+
+    Examples
+    --------
+    >>> record = TrainingRecord(iteration=50, n_points=10)
+    >>> record.outcome
+    'too few points to train'
+    """
+
+    iteration: int
+    """Tuning iteration after which it ran."""
+    n_points: int
+    """Exact evaluations trained on (0 for a given surrogate)."""
+    validation_error: float | None = None
+    """Held-out error (``None``: nothing was trained)."""
+    max_validation_error: float = float("inf")
+    """The switch test's threshold for ``validation_error``."""
+    train_losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    validation_losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    steps_per_loss: int = 1
+    """Optimizer steps between two points of the loss curves."""
+    seconds: float = 0.0
+    """Wall time of the training."""
+    given: bool = False
+    """A surrogate given to the sampler, not trained here."""
+    refit: bool = False
+    """A refit of the surrogate in use."""
+    pilot: PilotRecord | None = None
+    """Its pilot, once one has run."""
+
+    @property
+    def passed_validation(self) -> bool:
+        """Whether it may be piloted (or, for a refit, adopted)."""
+        if self.given:
+            return True
+        return self.validation_error is not None and (
+            self.validation_error <= self.max_validation_error
+        )
+
+    @property
+    def switched(self) -> bool:
+        """Whether its pilot passed and the chain switched to it."""
+        return self.pilot is not None and self.pilot.switched
+
+    @property
+    def outcome(self) -> str:
+        """A few words on what came of it (the diagnostics plot's legend)."""
+        if self.refit:
+            return "refitted" if self.passed_validation else "refit not kept"
+        if self.pilot is not None:
+            return "switched" if self.pilot.switched else "failed its pilot"
+        if self.given:
+            return "given, pilot pending"
+        if self.validation_error is None:
+            return "too few points to train"
+        if not self.passed_validation:
+            return "validation error too large"
+        return "pilot pending"
+
+
+@dataclass(frozen=True)
+class LifecycleState:
+    """The lifecycle of one chain: its phase, its trainings, and what it remembers."""
+
+    phase: Phase
+    records: tuple[TrainingRecord, ...] = ()
+    recent_exact: tuple[IterationStats, ...] = ()
+    pilot: tuple[IterationStats, ...] = ()
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """Decides, from the schedule, the switch test and each iteration, what a chain does next.
+
+    Parameters
+    ----------
+    plan
+        The schedule resolved for this chain's tuning length.
+    switch_test
+        What a surrogate must show before it takes over.
+    given_at
+        Tuning iteration at which a surrogate given by the user is piloted (``None``: none).
+    target_accept
+        The exact phase's acceptance when no exact iteration was seen (a given surrogate
+        piloted first).
+
+    Examples
+    --------
+    >>> from surrogate_hmc.core.schedule import Schedule, SwitchTest
+    >>> life = Lifecycle(Schedule(start=2, every=2, stop=2).plan(tune=10), SwitchTest(
+    ...     pilot_iterations=1))
+    >>> state = life.init()
+    >>> for iteration in range(2):
+    ...     state, action = life.update(state, iteration, IterationStats(0.8, 7, 0.3))
+    >>> state, action = life.update(state, 2, IterationStats(0.8, 7, 0.3))
+    >>> action
+    <Action.TRAIN: 'train'>
+    >>> record = TrainingRecord(2, n_points=100, validation_error=0.1, max_validation_error=0.5)
+    >>> state, action = life.trained(state, record)
+    >>> action, state.phase
+    (<Action.START_PILOT: 'start pilot'>, <Phase.PILOT: 'pilot'>)
+    >>> state, action = life.update(state, 3, IterationStats(0.9, 7, 0.3, 0.99))
+    >>> action, state.phase
+    (<Action.SWITCH: 'switch'>, <Phase.SURROGATE: 'surrogate'>)
+    """
+
+    plan: SchedulePlan
+    switch_test: SwitchTest
+    given_at: int | None = None
+    target_accept: float = 0.8
+
+    def init(self) -> LifecycleState:
+        """The state of a new chain: exact, or exact only when nothing is planned."""
+        nothing_planned = not self.plan.training_iterations and self.given_at is None
+        return LifecycleState(Phase.EXACT_ONLY if nothing_planned else Phase.EXACT)
+
+    # -- what the sampler asks during an iteration --------------------------------------------
+
+    def collects(self, state: LifecycleState, iteration: int) -> bool:
+        """Whether exact evaluations of the exact phase go to the training buffer."""
+        return state.phase is Phase.EXACT and iteration >= self.plan.collect_from
+
+    def learns_online(self, state: LifecycleState, iteration: int) -> bool:
+        """Whether the surrogate phase's exact evaluations go to the buffer (until the refit)."""
+        refit = self.plan.refit_iteration
+        return (
+            state.phase in (Phase.PILOT, Phase.SURROGATE)
+            and refit is not None
+            and iteration < refit
+        )
+
+    # -- after an iteration -------------------------------------------------------------------
+
+    def update(
+        self, state: LifecycleState, iteration: int, stats: IterationStats
+    ) -> tuple[LifecycleState, Action]:
+        """Take in one tuning iteration's stats; say what to do before the next one."""
+        if state.phase is Phase.PILOT:
+            state = replace(state, pilot=(*state.pilot, stats))
+            if len(state.pilot) < self.switch_test.pilot_iterations:
+                return state, Action.NONE
+            return self._end_pilot(state, iteration)
+        if state.phase is Phase.SURROGATE:
+            return state, Action.REFIT if iteration == self.plan.refit_iteration else Action.NONE
+        if state.phase is Phase.EXACT_ONLY:
+            return state, Action.NONE
+        recent = (*state.recent_exact, stats)[-RECENT_EXACT_ITERATIONS:]
+        state = replace(state, recent_exact=recent)
+        if iteration == self.given_at:
+            return state, Action.USE_GIVEN
+        if iteration in self.plan.training_iterations:
+            return state, Action.TRAIN
+        return self._give_up_if_done(state, iteration), Action.NONE
+
+    def trained(
+        self, state: LifecycleState, record: TrainingRecord
+    ) -> tuple[LifecycleState, Action]:
+        """Take in a training's record (after ``TRAIN``, ``REFIT`` or ``USE_GIVEN``)."""
+        state = replace(state, records=(*state.records, record))
+        if record.refit:
+            return state, Action.ADOPT if record.passed_validation else Action.NONE
+        if record.passed_validation:
+            return replace(state, phase=Phase.PILOT, pilot=()), Action.START_PILOT
+        return self._give_up_if_done(state, record.iteration), Action.NONE
+
+    def final(self, state: LifecycleState) -> tuple[LifecycleState, Action]:
+        """End of tuning: judge an unfinished pilot, then freeze or stay exact."""
+        if state.phase is Phase.PILOT:
+            state, _ = self._end_pilot(state, iteration=None)
+        if state.phase is Phase.SURROGATE:
+            return state, Action.FREEZE
+        return replace(state, phase=Phase.EXACT_ONLY), Action.STAY_EXACT
+
+    def never_switched(self, state: LifecycleState) -> bool:
+        """Whether a surrogate was planned (trained or given) but none was ever used."""
+        planned = bool(self.plan.training_iterations) or self.given_at is not None
+        return planned and state.phase is not Phase.SURROGATE
+
+    # -- the rules ----------------------------------------------------------------------------
+
+    def _end_pilot(
+        self, state: LifecycleState, iteration: int | None
+    ) -> tuple[LifecycleState, Action]:
+        test = self.switch_test
+        if state.recent_exact:
+            exact_acceptance = float(np.mean([s.acceptance_rate for s in state.recent_exact]))
+        else:
+            exact_acceptance = self.target_accept
+        required = test.min_acceptance_ratio * exact_acceptance
+        acceptance = np.array([s.acceptance_rate for s in state.pilot], dtype=float)
+        second_stage = np.array([s.second_stage_acceptance for s in state.pilot], dtype=float)
+        pilot_acceptance = float(np.mean(acceptance * np.where(np.isnan(second_stage), 1.0,
+                                                               second_stage))) if state.pilot else 0.0  # fmt: skip
+        passed = bool(state.pilot) and pilot_acceptance >= required
+        mean_second_stage = None
+        if not np.all(np.isnan(second_stage)):
+            mean_second_stage = float(np.nanmean(second_stage))
+            passed &= mean_second_stage >= test.min_second_stage
+        pilot = PilotRecord(pilot_acceptance, required, mean_second_stage, bool(passed))
+        *earlier, last = state.records
+        state = replace(state, records=(*earlier, replace(last, pilot=pilot)), pilot=())
+        if passed:
+            return replace(state, phase=Phase.SURROGATE), Action.SWITCH
+        state = replace(state, phase=Phase.EXACT)
+        if iteration is not None:
+            state = self._give_up_if_done(state, iteration)
+        return state, Action.REVERT
+
+    def _give_up_if_done(self, state: LifecycleState, iteration: int) -> LifecycleState:
+        later = [t for t in self.plan.training_iterations if t > iteration]
+        given_later = self.given_at is not None and self.given_at > iteration
+        if state.phase is Phase.EXACT and not later and not given_later:
+            return replace(state, phase=Phase.EXACT_ONLY)
+        return state

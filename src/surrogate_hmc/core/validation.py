@@ -1,0 +1,128 @@
+"""One validator for option values: clear errors, NumPy numbers accepted, bools refused.
+
+Every public option (constructor arguments, fields of the configuration dataclasses) is checked
+here, so that the same kind of mistake gets the same words everywhere. The functions return the
+value as a plain Python number, so frozen configurations hash and serialize the same whether a
+user passed ``50`` or ``np.int64(50)``.
+"""
+
+import numbers
+from collections.abc import Collection
+from typing import Any, TypeVar
+
+__all__ = ["check_choice", "check_instance", "check_int", "check_real"]
+
+T = TypeVar("T")
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_int(name: str, value: Any, *, minimum: int = 1, optional: bool = False) -> int | None:
+    """``value`` as an ``int`` if it is an integer ``>= minimum`` (or ``None`` when optional).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_int("Schedule.start", np.int64(50))
+    50
+    >>> check_int("Schedule.start", 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: Schedule.start must be an integer >= 1, got 0.
+    """
+    if value is None and optional:
+        return None
+    if not _is_integer(value) or value < minimum:
+        also = " or None" if optional else ""
+        raise ValueError(f"{name} must be an integer >= {minimum}{also}, got {value!r}.")
+    return int(value)
+
+
+def check_real(
+    name: str,
+    value: Any,
+    *,
+    low: float = float("-inf"),
+    high: float = float("inf"),
+    open_low: bool = False,
+    open_high: bool = False,
+    finite: bool = True,
+) -> float:
+    """``value`` as a ``float`` if it is a real number in the interval from ``low`` to ``high``.
+
+    The bounds are included unless ``open_low``/``open_high``; ``finite`` refuses infinities
+    (an infinite bound of the interval is always open).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_real("ACE.beta", np.float32(2.0), low=0.0, open_low=True)
+    2.0
+    >>> check_real("target_accept", 1.2, low=0.0, high=1.0, open_low=True, open_high=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: target_accept must be a number in (0, 1), got 1.2.
+    """
+    inside = _is_real(value) and value == value  # NaN is not in any interval
+    if inside:
+        value = float(value)
+        inside = (value > low if open_low else value >= low) and (
+            value < high if open_high else value <= high
+        )
+        inside &= not finite or abs(value) != float("inf")
+    if not inside:
+        raise ValueError(f"{name} must be {_describe(low, high, open_low, open_high)}, got {value!r}.")
+    return value
+
+
+def _describe(low: float, high: float, open_low: bool, open_high: bool) -> str:
+    if high == float("inf"):
+        if low == float("-inf"):
+            return "a finite number"
+        return f"a number {'>' if open_low else '>='} {low:g}"
+    if low == float("-inf"):
+        return f"a number {'<' if open_high else '<='} {high:g}"
+    return f"a number in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+
+
+def check_choice(name: str, value: Any, choices: Collection[str]) -> str:
+    """``value`` if it is one of ``choices``.
+
+    Examples
+    --------
+    >>> check_choice("trajectory", "curvy", ("static", "nuts"))
+    Traceback (most recent call last):
+    ...
+    ValueError: trajectory must be one of 'static', 'nuts', got 'curvy'.
+    """
+    if not isinstance(value, str) or value not in choices:
+        allowed = ", ".join(repr(choice) for choice in choices)
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}.")
+    return value
+
+
+def check_instance(name: str, value: Any, cls: type[T]) -> T:
+    """``value``, or ``cls()`` for ``None``, if it is a ``cls``.
+
+    Examples
+    --------
+    >>> from surrogate_hmc.core.schedule import Schedule
+    >>> check_instance("schedule", {"start": 10}, Schedule)
+    Traceback (most recent call last):
+    ...
+    TypeError: schedule must be a surrogate_hmc.Schedule, got dict: for example schedule=shmc.Schedule().
+    """
+    if value is None:
+        return cls()
+    if not isinstance(value, cls):
+        raise TypeError(
+            f"{name} must be a surrogate_hmc.{cls.__name__}, got {type(value).__name__}: "
+            f"for example {name}=shmc.{cls.__name__}()."
+        )
+    return value

@@ -1,0 +1,106 @@
+"""The one seam to the exact model: every exact evaluation, its cost, and the training data.
+
+PyMC's NUTS (the exact phase) and the surrogate kernel's correction both evaluate the model
+here, and nowhere else. Each evaluation is counted in one :class:`~surrogate_hmc.core.CostLedger`
+and, while the chain's lifecycle says so, written to the one
+:class:`~surrogate_hmc.core.TrainingBuffer`, one row per position.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from pymc.model import Model
+
+from surrogate_hmc.core.buffer import TrainingBuffer
+from surrogate_hmc.core.costs import CostLedger
+from surrogate_hmc.step_methods.pymc_internals import (
+    compiled_logp,
+    extra_variable_names,
+    route_logp_dlogp,
+)
+
+__all__ = ["ExactModel", "ExactRecord"]
+
+
+@dataclass
+class ExactRecord:
+    """What one chain's exact evaluations left behind: their costs and the training data."""
+
+    buffer: TrainingBuffer
+    ledger: CostLedger = field(default_factory=CostLedger)
+    collecting: bool = False
+    """Whether evaluations are written to ``buffer`` now."""
+
+
+class ExactModel:
+    """The exact log-density (with or without gradient) on the raveled vector of ``value_vars``.
+
+    Parameters
+    ----------
+    model, value_vars, initial_point
+        The PyMC model and the variables sampled.
+    integrator
+        PyMC NUTS's leapfrog integrator: its evaluations are routed through
+        :meth:`logp_and_gradient`.
+
+    Examples
+    --------
+    >>> import numpy as np, pymc as pm
+    >>> with pm.Model() as model:
+    ...     x = pm.Normal("x", shape=2)
+    ...     nuts = pm.NUTS()
+    >>> exact = ExactModel(model, nuts.vars, model.initial_point(), nuts.integrator)
+    >>> exact.record = ExactRecord(TrainingBuffer(capacity=8, dim=2), collecting=True)
+    >>> exact.logp(np.zeros(2)) == exact.logp_and_gradient(np.zeros(2))[0]
+    True
+    >>> exact.record.ledger.n_logp, exact.record.ledger.n_grad, len(exact.record.buffer)
+    (1, 1, 1)
+    """
+
+    def __init__(self, model: Model, value_vars: list, initial_point: dict, integrator) -> None:
+        function = model.logp_dlogp_function(
+            value_vars, ravel_inputs=True, compute_grads=False, initial_point=initial_point
+        )
+        self._logp_function = function
+        self._logp = compiled_logp(function)
+        self.extra_names = extra_variable_names(function)
+        self._extra_values: dict[str, np.ndarray] | None = None
+        self._logp_dlogp = route_logp_dlogp(integrator, lambda _: self._routed)
+        self.record = ExactRecord(TrainingBuffer(capacity=1, dim=1))
+
+    def logp(self, q: np.ndarray) -> float:
+        """The exact log-density at ``q``, counted and (while collecting) kept, value only."""
+        start = time.perf_counter()
+        logp = float(self._logp(q)[0])
+        self.record.ledger.add_logp(time.perf_counter() - start)
+        if self.record.collecting:
+            self.record.buffer.add(q, logp, None)
+        return logp
+
+    def logp_and_gradient(self, q: np.ndarray) -> tuple[float, np.ndarray]:
+        """The exact log-density and its gradient at ``q``, counted and (while collecting) kept."""
+        return self._routed(q, None)
+
+    def _routed(self, q: np.ndarray, point_map_info) -> tuple[float, np.ndarray]:
+        start = time.perf_counter()
+        logp, gradient = self._logp_dlogp(q, point_map_info)
+        self.record.ledger.add_grad(time.perf_counter() - start)
+        if self.record.collecting:
+            self.record.buffer.add(q, logp, gradient)
+        return logp, gradient
+
+    def set_extra_values(self, point: dict[str, np.ndarray]) -> bool:
+        """Take the current values of the variables other steps sample; ``True`` if they changed.
+
+        NUTS's own function gets them from PyMC; the log-density-only function gets them here.
+        """
+        if not self.extra_names:
+            return False
+        extra = {name: np.array(point[name]) for name in self.extra_names}
+        known = self._extra_values
+        if known is not None and all(np.array_equal(extra[n], known[n]) for n in extra):
+            return False
+        self._logp_function.set_extra_values(extra)
+        self._extra_values = extra
+        return True

@@ -1,0 +1,72 @@
+"""The warnings a sampler gives, and their words."""
+
+from surrogate_hmc.core.costs import CostLedger
+from surrogate_hmc.core.lifecycle import TrainingRecord
+
+__all__ = [
+    "SurrogateCostWarning",
+    "SurrogateWarning",
+    "given_failed_pilot",
+    "never_switched",
+    "too_cheap",
+    "too_short",
+]
+
+
+class SurrogateWarning(UserWarning):
+    """The surrogate could not be used; the chain stays on exact NUTS, which is still correct."""
+
+
+class SurrogateCostWarning(UserWarning):
+    """The surrogate works but the exact model is too cheap for it to pay off."""
+
+
+def too_short(tune: int, schedule) -> str:
+    """No training fits in this run's tuning."""
+    return (
+        f"tune={tune} is too short for {schedule} to train a surrogate (the default schedule "
+        "needs tune >= 300); sampling with exact NUTS. Use more tuning iterations or an "
+        "earlier shmc.Schedule(start=..., stop=...)."
+    )
+
+
+def never_switched(records: tuple[TrainingRecord, ...], max_validation_error: float) -> str:
+    """Tuning ended without a surrogate the switch test trusted."""
+    errors = [r.validation_error for r in records if r.validation_error is not None]
+    detail = (
+        f"best held-out error {min(errors):.3g} (needed <= {max_validation_error:g})"
+        if errors
+        else "too few finite exact evaluations to train on"
+    )
+    pilots = [r.pilot.acceptance for r in records if r.pilot is not None]
+    if pilots:
+        detail += f", best pilot acceptance {max(pilots):.2f}"
+    return (
+        f"The surrogate never passed the switch test after {len(records)} training(s) "
+        f"({detail}); the draws come from exact NUTS. Try more tuning iterations, a larger "
+        "network, or a looser shmc.SwitchTest."
+    )
+
+
+def given_failed_pilot(record: TrainingRecord) -> str:
+    """The surrogate given by the user did not pass its pilot."""
+    assert record.pilot is not None
+    return (
+        f"The given surrogate failed its pilot (acceptance {record.pilot.acceptance:.2f}, "
+        f"needed {record.pilot.required:.2f}); training a new one from this run's exact "
+        "evaluations."
+    )
+
+
+def too_cheap(ledger: CostLedger, records: tuple[TrainingRecord, ...]) -> str:
+    """A surrogate draw is not clearly cheaper than an exact NUTS iteration."""
+    exact, surrogate = ledger.median_iteration_seconds(0), ledger.median_iteration_seconds(1)
+    training = sum(record.seconds for record in records)
+    return (
+        f"This model is too cheap for a surrogate to pay off: an exact NUTS iteration took "
+        f"{1e3 * exact:.2f} ms (logp and gradient {ledger.milliseconds_per_grad():.3f} ms per "
+        f"evaluation) and a surrogate iteration {1e3 * surrogate:.2f} ms (exact logp "
+        f"{ledger.milliseconds_per_logp():.3f} ms), a speed-up of {exact / surrogate:.1f}x per "
+        f"draw, after {training:.1f} s of training. Plain pm.sample() is likely faster here; "
+        "sampling continues with the surrogate, which stays exact."
+    )

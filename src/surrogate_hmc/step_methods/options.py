@@ -1,0 +1,111 @@
+"""``SurrogateHMC``'s constructor arguments, checked and resolved before any sampling."""
+
+import os
+from typing import Any
+
+from pymc.step_methods.hmc.quadpotential import QuadPotentialDiagAdapt
+from pymc.util import get_value_vars_from_user_vars
+from pymc.vartypes import continuous_types
+
+from surrogate_hmc.core.trained import TrainedSurrogate
+from surrogate_hmc.core.validation import check_choice, check_int, check_real
+
+__all__ = [
+    "MASS_MATRIX_WINDOW",
+    "MIN_BUFFER_SIZE",
+    "check_save_to",
+    "continuous_value_vars",
+    "given_surrogate",
+    "resolve_trajectory",
+    "start_from_given",
+]
+
+MIN_BUFFER_SIZE = 64
+"""Smallest training buffer: a fit holds out a fifth of it and needs rows to learn from."""
+MASS_MATRIX_WINDOW = 10
+"""Adaptation window of PyMC's ``QuadPotentialDiagAdapt`` (its default) for a given start."""
+
+
+def given_surrogate(surrogate: Any) -> TrainedSurrogate | None:
+    """The trained surrogate given as ``surrogate``, or ``None`` for one to train."""
+    if isinstance(surrogate, TrainedSurrogate):
+        return surrogate
+    if isinstance(surrogate, str) and surrogate in ("gradient", "logp"):
+        return None
+    if isinstance(surrogate, str | os.PathLike):
+        try:
+            return TrainedSurrogate.load(surrogate)
+        except FileNotFoundError as error:
+            raise ValueError(
+                "surrogate must be 'gradient', 'logp', a shmc.TrainedSurrogate or the path of "
+                f"a saved one; {error}"
+            ) from None
+    raise TypeError(
+        "surrogate must be 'gradient', 'logp', a shmc.TrainedSurrogate or the path of a saved "
+        f"one, got {type(surrogate).__name__}."
+    )
+
+
+def resolve_trajectory(kind: str, trajectory: str | None, n_steps: Any) -> str:
+    """The surrogate trajectory, ``"static"`` or ``"nuts"``, checked against the other options."""
+    if trajectory is None:
+        trajectory = "nuts" if kind == "logp" else "static"
+    check_choice("trajectory", trajectory, ("static", "nuts"))
+    if trajectory == "nuts" and kind == "gradient":
+        raise ValueError(
+            "trajectory='nuts' needs a surrogate of the log-density to build trees with; a "
+            "gradient surrogate has no energy. Use surrogate='logp' or trajectory='static'."
+        )
+    if n_steps is not None:
+        check_int("n_steps", n_steps, optional=True)
+        if trajectory == "nuts":
+            raise ValueError(
+                "n_steps sets static trajectories; NUTS chooses its own lengths. Drop n_steps "
+                "or use trajectory='static'."
+            )
+    return trajectory
+
+
+def check_save_to(save_to: Any) -> None:
+    """Refuse a ``save_to`` that is not a path."""
+    if save_to is not None and not isinstance(save_to, str | os.PathLike):
+        raise TypeError(f"save_to must be a path, got {type(save_to).__name__}.")
+
+
+def check_numbers(buffer_size: Any, target_accept: Any, surrogate_transitions: Any) -> None:
+    """Refuse numbers out of range."""
+    check_int("buffer_size", buffer_size, minimum=MIN_BUFFER_SIZE)
+    check_real("target_accept", target_accept, low=0.0, high=1.0, open_low=True, open_high=True)
+    check_int("surrogate_transitions", surrogate_transitions)
+
+
+def start_from_given(given: TrainedSurrogate, dim: int, kwargs: dict) -> dict:
+    """NUTS options that start the adaptation where the given surrogate's run ended."""
+    kwargs = dict(kwargs)
+    if "scaling" not in kwargs and "potential" not in kwargs:
+        kwargs["potential"] = QuadPotentialDiagAdapt(
+            dim, given.center, given.inverse_mass, MASS_MATRIX_WINDOW
+        )
+    kwargs.setdefault("step_scale", given.step_size * dim**0.25)
+    return kwargs
+
+
+def continuous_value_vars(model, vars) -> list:
+    """The value variables to sample; a clear error for discrete ones or none at all."""
+    if vars is None:
+        value_vars = model.continuous_value_vars
+        if not value_vars:
+            raise ValueError(
+                "The model has no continuous free variables; SurrogateHMC samples continuous "
+                "variables only. Use a sampler for discrete variables such as pm.Metropolis."
+            )
+        return value_vars
+    value_vars = get_value_vars_from_user_vars(vars, model)
+    discrete = [v.name for v in value_vars if v.dtype not in continuous_types]
+    if discrete:
+        raise ValueError(
+            f"SurrogateHMC samples continuous variables only, but {discrete} are discrete. "
+            "Give them to another step method (e.g. pm.Metropolis) in a list: "
+            "pm.sample(step=[shmc.SurrogateHMC(vars=[...continuous...]), pm.Metropolis(...)])."
+        )
+    return value_vars

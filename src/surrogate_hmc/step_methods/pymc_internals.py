@@ -1,0 +1,79 @@
+"""Every use of PyMC's private attributes, in one place.
+
+PyMC has no public way to do these few things. Each access below is named, says what it relies
+on, and was checked on PyMC 5.28.5 (pytensor 2.38.3) and PyMC 6.4.0 (pytensor 3.3.7);
+``tests/step_methods/test_pymc_internals.py`` fails loudly if a PyMC release moves one.
+"""
+
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "compiled_logp",
+    "extra_variable_names",
+    "inverse_mass_diagonal",
+    "route_logp_dlogp",
+    "tune_from_pymc5_caller",
+]
+
+LogpDlogp = Callable[[np.ndarray, Any], tuple[float, np.ndarray]]
+
+
+def route_logp_dlogp(integrator: Any, wrap: Callable[[LogpDlogp], LogpDlogp]) -> LogpDlogp:
+    """Send every exact evaluation of PyMC's NUTS through ``wrap(original)``; return the original.
+
+    ``CpuLeapfrogIntegrator._logp_dlogp_func(q, point_map_info)`` is the one function PyMC's
+    HMC/NUTS calls for the log-density and gradient, at the trajectory's start and at every
+    leapfrog point.
+    """
+    original = integrator._logp_dlogp_func
+    integrator._logp_dlogp_func = wrap(original)
+    return original
+
+
+def inverse_mass_diagonal(potential: Any) -> np.ndarray:
+    """The diagonal inverse mass matrix of a ``QuadPotentialDiagAdapt`` (its ``_var``)."""
+    return np.asarray(potential._var, dtype=np.float64)
+
+
+def compiled_logp(function: Any) -> Callable[..., list[np.ndarray]]:
+    """The compiled PyTensor function inside a ``ValueGradFunction`` (``_pytensor_function``).
+
+    Called directly with the raveled vector, it skips the wrapper's per-call checks; with
+    ``trust_input`` set, PyTensor skips its own as well.
+    """
+    compiled = function._pytensor_function
+    compiled.trust_input = True
+    return compiled
+
+
+def extra_variable_names(function: Any) -> tuple[str, ...]:
+    """Names of the variables a ``ValueGradFunction`` does not sample (``_extra_vars_shared``).
+
+    In a compound step they belong to other step methods, and their current values must be set
+    with the function's public ``set_extra_values`` before it is evaluated.
+    """
+    return tuple(function._extra_vars_shared)
+
+
+def tune_from_pymc5_caller() -> int | None:
+    """Number of tuning iterations of the running ``pm.sample`` on PyMC 5.
+
+    PyMC 6 passes it to ``setup_chain``; PyMC 5 calls ``set_rng`` without it, so it is read from
+    PyMC's sampling loop: the ``tune`` argument of ``pymc.sampling.mcmc._iter_sample`` (one
+    process) or ``pymc.sampling.parallel._Process._tune`` in ``_start_loop`` (worker processes).
+    Returns ``None`` when the caller is not one of those.
+    """
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        name, local = frame.f_code.co_name, frame.f_locals
+        if name == "_iter_sample" and isinstance(local.get("tune"), int):
+            return int(local["tune"])
+        if name == "_start_loop" and isinstance(getattr(local.get("self"), "_tune", None), int):
+            return int(local["self"]._tune)
+        frame = frame.f_back
+    return None
