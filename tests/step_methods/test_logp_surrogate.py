@@ -97,7 +97,7 @@ def test_badly_trained_logp_surrogate_is_still_exact():
         ),
     )
     assert_delayed_acceptance_draws(idata)
-    assert step.training_history[-1]["validation_error"] > 0.5, "the surrogate was not bad"
+    assert step.training_history[-1].validation_error > 0.5, "the surrogate was not bad"
     assert sample_stat(idata, "second_stage_acceptance").mean() < 0.8, "nothing was corrected"
     assert_moments(posterior_array(idata, names), mean, variance)
 
@@ -121,9 +121,9 @@ def test_the_surrogate_keeps_learning_until_its_refit():
         schedule=shmc.Schedule(start=60, every=30, stop=120, refit=250),
     )  # fmt: skip
     refit = step.training_history[-1]
-    assert refit["iteration"] == 250 and refit["refit"] and refit["kept"]
-    switched = step.training_history[-2]["iteration"]
-    assert refit["n_points"] > step.training_history[-2]["n_points"], "nothing was learned"
+    assert refit.iteration == 250 and refit.refit and refit.outcome == "refitted"
+    switched = step.training_history[-2].iteration
+    assert refit.n_points > step.training_history[-2].n_points, "nothing was learned"
     warmup = idata["warmup_sample_stats"]
     grads = np.asarray(warmup["n_exact_grad"])[-1, switched + 1 :]
     off = np.abs(np.asarray(warmup["surrogate_error"])[-1, switched + 1 :]) > 0.1
@@ -158,8 +158,8 @@ def test_save_and_reuse_skips_most_of_the_exact_phase(tmp_path):
             discard_tuned_samples=False, **SAMPLE,
         )  # fmt: skip
     given, *_ = step.training_history
-    assert given["given"] and given["switched"]
-    assert given["iteration"] == 50
+    assert given.given and given.switched
+    assert given.iteration == 50
     assert_delayed_acceptance_draws(second)
     assert warmup_exact_gradients(second) < 0.5 * warmup_exact_gradients(first)
     assert_moments(posterior_array(second, names), mean, variance)
@@ -191,8 +191,8 @@ def test_a_surrogate_of_other_data_fails_its_pilot_and_a_new_one_is_trained():
         with pytest.warns(shmc.SurrogateWarning, match="failed its pilot"):
             idata = pm.sample(step=step, tune=300, draws=500, chains=1, random_seed=4, **SAMPLE)
     given, *retrained = step.training_history
-    assert given["given"] and not given["switched"]
-    assert retrained[-1]["switched"]
+    assert given.given and not given.switched
+    assert retrained[-1].switched
     assert np.all(sample_stat(idata, "phase") == 1)
     assert_moments(posterior_array(idata, names), mean, variance)
 

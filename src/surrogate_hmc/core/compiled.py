@@ -59,7 +59,7 @@ class _Structure:
         self._hash = hash((treedef, static))
 
     @classmethod
-    def split(cls, module: eqx.Module) -> tuple["_Structure", list[jax.Array]]:
+    def split(cls, module: Any) -> tuple["_Structure", list[jax.Array]]:
         """The structure of ``module`` and its arrays.
 
         An equal structure seen recently is returned itself: ``jax.jit`` compares a static
@@ -99,7 +99,7 @@ def _trajectory(structure, leaves, position, momentum, step_size, inverse_mass, 
     return leapfrog(force_fn, position, momentum, step_size, inverse_mass, n_steps)
 
 
-def surrogate_trajectory(force_fn: eqx.Module) -> TrajectoryFn:
+def surrogate_trajectory(force_fn: Callable[[jax.Array], jax.Array]) -> TrajectoryFn:
     """Compile the whole leapfrog trajectory under a surrogate force field into one call.
 
     The module's arrays are split from its structure once, here, so each call is a plain
@@ -109,7 +109,8 @@ def surrogate_trajectory(force_fn: eqx.Module) -> TrajectoryFn:
     Parameters
     ----------
     force_fn
-        An Equinox module mapping a position to a force, such as :class:`GradientSurrogate`.
+        An Equinox module mapping a position to a force, or a method of one, such as a
+        surrogate's ``force``.
 
     Returns
     -------
@@ -219,7 +220,7 @@ def _nuts_step(structure, max_depth, max_energy, n_transitions, leaves, seed, st
 
 
 def surrogate_nuts(
-    logdensity: eqx.Module,
+    logdensity: Callable[[jax.Array], jax.Array],
     *,
     max_tree_depth: int = 10,
     max_energy_error: float = 1000.0,
@@ -236,8 +237,8 @@ def surrogate_nuts(
     Parameters
     ----------
     logdensity
-        An Equinox module mapping a position to a scalar, such as
-        :class:`LogDensitySurrogate`.
+        An Equinox module mapping a position to a scalar, or a method of one, such as a
+        surrogate's ``logdensity``.
     max_tree_depth
         Most trajectory doublings per step.
     max_energy_error

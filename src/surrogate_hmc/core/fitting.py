@@ -3,7 +3,7 @@
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -11,7 +11,11 @@ import numpy as np
 from surrogate_hmc.core.buffer import TrainingBuffer
 from surrogate_hmc.core.lifecycle import TrainingRecord
 from surrogate_hmc.core.network import NetworkConfig
-from surrogate_hmc.core.surrogate import SURROGATE_KINDS, AbstractSurrogate, SurrogateKind
+from surrogate_hmc.core.surrogate import (
+    SURROGATE_KINDS,
+    AbstractLearnedSurrogate,
+    SurrogateKind,
+)
 from surrogate_hmc.core.training import TrainingConfig, fit_log_density, fit_network
 
 __all__ = ["MIN_TRAINING_POINTS", "REFIT_STEPS_DIVISOR", "ExactPrior", "fit_surrogate"]
@@ -46,8 +50,8 @@ def fit_surrogate(
     iteration: int,
     max_validation_error: float,
     refit: bool = False,
-    start_from: AbstractSurrogate | None = None,
-) -> tuple[AbstractSurrogate | None, TrainingRecord]:
+    start_from: AbstractLearnedSurrogate | None = None,
+) -> tuple[AbstractLearnedSurrogate | None, TrainingRecord]:
     """Fit a surrogate of ``kind`` to the buffer's exact evaluations, less the exact ``prior``.
 
     A ``refit`` of a surrogate in use is recorded as one. With ``start_from`` (a log-density
@@ -78,11 +82,17 @@ def fit_surrogate(
         prior_values, prior_gradients = prior.values_and_gradients(positions)
         logps = logps - np.asarray(prior_values)
         gradients = gradients - np.asarray(prior_gradients)
-    options = {"network": network, "training": training, "key": key, "pad_to": buffer.capacity}
     if start_from is not None:
-        options["training"] = dataclasses.replace(
+        training = dataclasses.replace(
             training, max_steps=max(1, training.max_steps // REFIT_STEPS_DIVISOR)
         )
+    options: dict[str, Any] = {
+        "network": network,
+        "training": training,
+        "key": key,
+        "pad_to": buffer.capacity,
+    }
+    if start_from is not None:
         result = fit_log_density(
             positions, logps, gradients, start_from=start_from.network, **options
         )
@@ -97,7 +107,7 @@ def fit_surrogate(
         max_validation_error=max_validation_error,
         train_losses=result.train_losses,
         validation_losses=result.validation_losses,
-        steps_per_loss=options["training"].eval_every,
+        steps_per_loss=training.eval_every,
         seconds=time.perf_counter() - start,
         refit=refit,
     )

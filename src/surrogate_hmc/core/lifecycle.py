@@ -24,6 +24,7 @@ import numpy as np
 from surrogate_hmc.core.schedule import SchedulePlan, SwitchTest
 
 __all__ = [
+    "PHASE_NAMES",
     "RECENT_EXACT_ITERATIONS",
     "Action",
     "IterationStats",
@@ -307,8 +308,8 @@ class Lifecycle:
         required = test.min_acceptance_ratio * exact_acceptance
         acceptance = np.array([s.acceptance_rate for s in state.pilot], dtype=float)
         second_stage = np.array([s.second_stage_acceptance for s in state.pilot], dtype=float)
-        pilot_acceptance = float(np.mean(acceptance * np.where(np.isnan(second_stage), 1.0,
-                                                               second_stage))) if state.pilot else 0.0  # fmt: skip
+        corrected = acceptance * np.where(np.isnan(second_stage), 1.0, second_stage)
+        pilot_acceptance = float(np.mean(corrected)) if state.pilot else 0.0
         passed = bool(state.pilot) and pilot_acceptance >= required
         mean_second_stage = None
         if not np.all(np.isnan(second_stage)):

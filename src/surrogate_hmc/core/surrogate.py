@@ -17,6 +17,7 @@ from surrogate_hmc.core.network import StandardizedMLP
 
 __all__ = [
     "SURROGATE_KINDS",
+    "AbstractLearnedSurrogate",
     "AbstractSurrogate",
     "GradientSurrogate",
     "LogDensitySurrogate",
@@ -49,7 +50,20 @@ class AbstractSurrogate(eqx.Module):
         raise TypeError(f"A {self.kind} surrogate has no log-density, only a force.")
 
 
-class GradientSurrogate(AbstractSurrogate):
+class AbstractLearnedSurrogate(AbstractSurrogate):
+    """A surrogate learned from an exact model: a network plus, optionally, the exact cheap part.
+
+    ``network`` learns the expensive part of the model (for example the log-likelihood) and
+    ``exact_logdensity``, when given, is the cheap part (priors and transform Jacobians) kept
+    exact; without it the network learns everything.
+    """
+
+    network: eqx.AbstractVar[StandardizedMLP]
+    exact_logdensity: eqx.AbstractVar[ExactPart | None]
+    kind: eqx.AbstractClassVar[SurrogateKind]
+
+
+class GradientSurrogate(AbstractLearnedSurrogate):
     """Force field ``network(q) + grad(exact_logdensity)(q)`` (NNgHMC): no log-density.
 
     Examples
@@ -80,7 +94,7 @@ class GradientSurrogate(AbstractSurrogate):
         return force
 
 
-class LogDensitySurrogate(AbstractSurrogate):
+class LogDensitySurrogate(AbstractLearnedSurrogate):
     """Log-density ``network(q) + exact_logdensity(q)``; its force is the gradient of that.
 
     The network learns the expensive part in nats (up to a constant); the cheap part stays exact

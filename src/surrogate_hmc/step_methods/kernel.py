@@ -25,6 +25,7 @@ __all__ = [
     "KernelState",
     "SurrogateKernel",
     "dual_averaging_options",
+    "exact_nuts_stats",
 ]
 
 MAX_TRAJECTORY_STEPS = 1024
@@ -55,6 +56,27 @@ STATS: dict[str, tuple[type, list | None]] = {
 """The sample stats of both step methods (see ``SurrogateHMC``'s Notes)."""
 
 
+def exact_nuts_stats(nuts: dict[str, Any], divergences: int) -> dict[str, Any]:
+    """The stats of an iteration of PyMC's NUTS (the exact phase), in the table above."""
+    return {
+        "phase": 0,
+        "acceptance_rate": nuts["mean_tree_accept"],
+        "second_stage_acceptance": np.nan,
+        "surrogate_error": np.nan,
+        "diverging": nuts["diverging"],
+        "divergences": divergences,
+        "energy": nuts["energy"],
+        "energy_error": nuts["energy_error"],
+        "step_size": nuts["step_size"],
+        "step_size_bar": nuts["step_size_bar"],
+        "n_steps": int(nuts["tree_size"]),
+        "tree_depth": nuts["depth"],
+        "reached_max_treedepth": nuts["reached_max_treedepth"],
+        "model_logp": nuts["model_logp"],
+        "warning": nuts["warning"],
+    }
+
+
 @dataclass(frozen=True)
 class KernelSettings:
     """How the surrogate kernel moves: fixed for a run."""
@@ -71,8 +93,8 @@ class KernelSettings:
 
 def dual_averaging_options(kwargs: dict[str, Any]) -> tuple[float, float, float]:
     """``gamma``, ``k`` and ``t0`` from NUTS's keyword arguments, with PyMC's defaults."""
-    defaults = KernelSettings.dual_averaging
-    return tuple(kwargs.get(name, d) for name, d in zip(("gamma", "k", "t0"), defaults))  # type: ignore[return-value]
+    gamma, k, t0 = KernelSettings.dual_averaging
+    return kwargs.get("gamma", gamma), kwargs.get("k", k), kwargs.get("t0", t0)
 
 
 @dataclass
@@ -198,8 +220,9 @@ class SurrogateKernel:
         nuts = self.compiled(state.surrogate)
         current = state.current
         if current is None or not np.array_equal(current.position, position):
-            current = HMCState(position, None if exact_logp is None else exact_logp(position))
-        if not isinstance(current, DAState):
+            logdensity = None if exact_logp is None else exact_logp(position)
+            current = DAState.start(position, logdensity, nuts)
+        elif not isinstance(current, DAState):
             current = DAState.start(current.position, current.logdensity, nuts)
         proposals: list[np.ndarray] = []
 
@@ -269,4 +292,3 @@ class SurrogateKernel:
             "tree_depth": 0,
             "reached_max_treedepth": False,
         }
-

@@ -1,6 +1,7 @@
 """Parts of a PyMC model translated to JAX functions of the sampler's raveled vector."""
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +10,15 @@ from pymc.model import Model
 from pytensor.graph.basic import Constant
 from pytensor.graph.traversal import graph_inputs
 
-__all__ = ["constrained_parameters", "exact_prior_logdensity", "prior_is_separable"]
+from surrogate_hmc.core.fitting import ExactPrior
+
+__all__ = [
+    "ExactPriors",
+    "constrained_parameters",
+    "exact_prior_logdensity",
+    "exact_priors",
+    "prior_is_separable",
+]
 
 PointMapInfo = Sequence[tuple]
 
@@ -73,3 +82,25 @@ def constrained_parameters(
         return jnp.concatenate([jnp.ravel(t) for t in constrained(*unravel(q))])
 
     return to_theta
+
+
+class ExactPriors(NamedTuple):
+    """The exact prior for this run's trainings and for a given surrogate (``None``: none)."""
+
+    trained: ExactPrior | None
+    given: ExactPrior | None
+
+
+def exact_priors(
+    model: Model, value_vars: list, point_map_info: PointMapInfo, trained: bool, given: bool
+) -> ExactPriors:
+    """The exact prior in JAX where it is wanted: by this run's trainings, by a given surrogate.
+
+    A surrogate learns the likelihood only when the prior can be added back exactly; where it
+    cannot (see :func:`exact_prior_logdensity`) a training learns the whole log-density.
+    """
+    logdensity = None
+    if trained or given:
+        logdensity = exact_prior_logdensity(model, value_vars, point_map_info)
+    prior = None if logdensity is None else ExactPrior.of(logdensity)
+    return ExactPriors(prior if trained else None, prior if given else None)

@@ -1,18 +1,22 @@
 """``SurrogateHMC``'s constructor arguments, checked and resolved before any sampling."""
 
 import os
-from typing import Any
+from typing import Any, Literal
 
 from pymc.step_methods.hmc.quadpotential import QuadPotentialDiagAdapt
 from pymc.util import get_value_vars_from_user_vars
 from pymc.vartypes import continuous_types
 
+from surrogate_hmc.core.surrogate import SurrogateKind
 from surrogate_hmc.core.trained import TrainedSurrogate
 from surrogate_hmc.core.validation import check_choice, check_int, check_real
 
 __all__ = [
     "MASS_MATRIX_WINDOW",
     "MIN_BUFFER_SIZE",
+    "check_given",
+    "check_kind",
+    "check_numbers",
     "check_save_to",
     "continuous_value_vars",
     "given_surrogate",
@@ -46,7 +50,18 @@ def given_surrogate(surrogate: Any) -> TrainedSurrogate | None:
     )
 
 
-def resolve_trajectory(kind: str, trajectory: str | None, n_steps: Any) -> str:
+def check_kind(surrogate: str) -> SurrogateKind:
+    """The kind of surrogate to train, ``"gradient"`` or ``"logp"``."""
+    return (
+        "logp"
+        if check_choice("surrogate", surrogate, ("gradient", "logp")) == "logp"
+        else "gradient"
+    )
+
+
+def resolve_trajectory(
+    kind: str, trajectory: str | None, n_steps: Any
+) -> Literal["static", "nuts"]:
     """The surrogate trajectory, ``"static"`` or ``"nuts"``, checked against the other options."""
     if trajectory is None:
         trajectory = "nuts" if kind == "logp" else "static"
@@ -63,7 +78,7 @@ def resolve_trajectory(kind: str, trajectory: str | None, n_steps: Any) -> str:
                 "n_steps sets static trajectories; NUTS chooses its own lengths. Drop n_steps "
                 "or use trajectory='static'."
             )
-    return trajectory
+    return "nuts" if trajectory == "nuts" else "static"
 
 
 def check_save_to(save_to: Any) -> None:
@@ -77,6 +92,16 @@ def check_numbers(buffer_size: Any, target_accept: Any, surrogate_transitions: A
     check_int("buffer_size", buffer_size, minimum=MIN_BUFFER_SIZE)
     check_real("target_accept", target_accept, low=0.0, high=1.0, open_low=True, open_high=True)
     check_int("surrogate_transitions", surrogate_transitions)
+
+
+def check_given(given: TrainedSurrogate, variables, prior_is_separable: bool) -> None:
+    """Refuse a given surrogate that does not fit this sampler's variables or priors."""
+    given.check_variables(variables)
+    if given.exact_prior and not prior_is_separable:
+        raise ValueError(
+            "The given surrogate learned the likelihood only, but this model's priors "
+            "depend on variables sampled by another step, so they cannot be added back."
+        )
 
 
 def start_from_given(given: TrainedSurrogate, dim: int, kwargs: dict) -> dict:

@@ -3,47 +3,53 @@
 import os
 import time
 import warnings
-from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import jax
 import numpy as np
 from pymc.blocking import RaveledVars, StatsType
 from pymc.model import modelcontext
-from pymc.step_methods.hmc.nuts import NUTS, NUTSState
-from pymc.step_methods.state import dataclass_state
-from rich.progress import TextColumn
-from rich.table import Column
+from pymc.step_methods.hmc.nuts import NUTS
 
 from surrogate_hmc.core.buffer import TrainingBuffer
 from surrogate_hmc.core.compiled import draw_seed
-from surrogate_hmc.core.fitting import ExactPrior, fit_surrogate
+from surrogate_hmc.core.fitting import fit_surrogate
 from surrogate_hmc.core.lifecycle import (
-    PHASE_NAMES,
     Action,
     IterationStats,
     Lifecycle,
-    LifecycleState,
     TrainingRecord,
 )
 from surrogate_hmc.core.network import NetworkConfig
 from surrogate_hmc.core.schedule import Schedule, SwitchTest
-from surrogate_hmc.core.surrogate import AbstractSurrogate
+from surrogate_hmc.core.surrogate import SurrogateKind
 from surrogate_hmc.core.trained import TrainedSurrogate
 from surrogate_hmc.core.training import TrainingConfig
 from surrogate_hmc.core.transition import HMCState
 from surrogate_hmc.core.validation import check_instance
 from surrogate_hmc.step_methods import messages, options
+from surrogate_hmc.step_methods.chain import (
+    DEFAULT_TUNE,
+    ChainState,
+    Learned,
+    SurrogateHMCState,
+    kernel_start,
+)
 from surrogate_hmc.step_methods.exact_model import ExactModel, ExactRecord
 from surrogate_hmc.step_methods.kernel import (
     STATS,
     KernelSettings,
-    KernelState,
     SurrogateKernel,
     dual_averaging_options,
+    exact_nuts_stats,
 )
 from surrogate_hmc.step_methods.messages import SurrogateCostWarning, SurrogateWarning
-from surrogate_hmc.step_methods.model_functions import exact_prior_logdensity, prior_is_separable
+from surrogate_hmc.step_methods.model_functions import (
+    ExactPriors,
+    exact_priors,
+    prior_is_separable,
+)
+from surrogate_hmc.step_methods.progress import PhaseProgressBar
 from surrogate_hmc.step_methods.pymc_internals import (
     inverse_mass_diagonal,
     tune_from_pymc5_caller,
@@ -51,8 +57,6 @@ from surrogate_hmc.step_methods.pymc_internals import (
 
 __all__ = ["SurrogateCostWarning", "SurrogateHMC", "SurrogateWarning"]
 
-DEFAULT_TUNE = 1000
-"""``pm.sample``'s default, used when PyMC does not say how long tuning is."""
 REUSE_AFTER = 50
 """Exact iterations that take a chain to the posterior before a given surrogate is piloted."""
 MIN_SPEEDUP_PER_DRAW = 2.0
@@ -61,30 +65,7 @@ LEARN_GRADIENT_ABOVE = 0.1
 """|log ratio| (nats) at a proposal above which its exact gradient is learned before the refit."""
 
 
-@dataclass
-class ChainState:
-    """One chain's state beyond NUTS's: its lifecycle, exact evaluations and surrogate kernel."""
-
-    life: LifecycleState
-    exact: ExactRecord
-    tune: int = DEFAULT_TUNE
-    kernel: KernelState | None = None
-    network: NetworkConfig | None = None
-    """The architecture of the surrogate in ``kernel``."""
-    candidate: tuple[AbstractSurrogate, NetworkConfig] | None = None
-    """A surrogate just fitted or given, waiting for the lifecycle's decision."""
-    last_exact: HMCState | None = None
-    """Position and exact log-density after the last exact iteration."""
-
-
-@dataclass_state
-class SurrogateHMCState(NUTSState):
-    """Everything a chain needs to continue: NUTS's state plus the surrogate's."""
-
-    chain: ChainState
-
-
-class SurrogateHMC(NUTS):
+class SurrogateHMC(PhaseProgressBar, NUTS):
     r"""Exact HMC/NUTS that learns a neural surrogate of the model during tuning.
 
     The chain starts with PyMC's NUTS (step size and diagonal mass matrix adapted) and keeps every
@@ -166,17 +147,12 @@ class SurrogateHMC(NUTS):
     ``surrogate_error``, and the cost counters ``n_exact_grad`` and ``n_exact_logp``: exact
     evaluations spent in the iteration.
 
-    ``surrogate_error`` is the log of the exact correction's Metropolis ratio at the proposal,
-    which says how far the surrogate was from the exact model there, at no extra cost: 0 is a
-    perfect surrogate, and ``exp(min(0, surrogate_error))`` is the probability that the
-    correction accepts. With NUTS on the surrogate it is the delayed-acceptance log ratio
-    ``[logp(q') - logp(q)] - [s(q') - s(q)]`` (``s`` the surrogate log-density); with static
-    trajectories it is minus the exact energy error of the proposal,
-    ``-(H(q', p') - H(q, p))`` with the exact potential, which also contains the leapfrog's
-    own discretization error. It is ``nan`` where nothing exact was evaluated at a proposal (the
-    exact phase, NUTS returning the current point, a trajectory ending at a non-finite point)
-    and ``-inf`` where the exact log-density or the ratio is not finite.
-    :func:`surrogate_hmc.plot_diagnostics` plots it with the phases, losses and costs.
+    ``surrogate_error`` is the log of the exact correction's Metropolis ratio at the proposal:
+    how far the surrogate was from the exact model there (0 is perfect;
+    ``exp(min(0, surrogate_error))`` is the probability that the correction accepts). It is
+    ``nan`` where nothing exact was evaluated at a proposal and ``-inf`` where the exact
+    log-density or the ratio is not finite; "How it works" in the docs defines it for each
+    trajectory, and :func:`surrogate_hmc.plot_diagnostics` plots it.
 
     When the exact model is so cheap that a surrogate draw is not clearly cheaper than an exact
     NUTS iteration, a :class:`SurrogateCostWarning` says so once, with the measured costs.
@@ -228,7 +204,9 @@ class SurrogateHMC(NUTS):
     ) -> None:
         model = modelcontext(model)
         self._given = options.given_surrogate(surrogate)
-        self.surrogate_kind = self._given.kind if self._given is not None else str(surrogate)
+        self.surrogate_kind: SurrogateKind = (
+            self._given.kind if self._given is not None else options.check_kind(str(surrogate))
+        )
         self.trajectory = options.resolve_trajectory(self.surrogate_kind, trajectory, n_steps)
         options.check_numbers(buffer_size, target_accept, surrogate_transitions)
         options.check_save_to(save_to)
@@ -245,12 +223,7 @@ class SurrogateHMC(NUTS):
         self._variables = [(v.name, np.shape(initial_point[v.name])) for v in value_vars]
         self._dim = sum(int(np.prod(shape, dtype=int)) for _, shape in self._variables)
         if self._given is not None:
-            self._given.check_variables(self._variables)
-            if self._given.exact_prior and not prior_is_separable(model, value_vars):
-                raise ValueError(
-                    "The given surrogate learned the likelihood only, but this model's priors "
-                    "depend on variables sampled by another step, so they cannot be added back."
-                )
+            options.check_given(self._given, self._variables, prior_is_separable(model, value_vars))
             kwargs = options.start_from_given(self._given, self._dim, kwargs)
         super().__init__(
             value_vars, target_accept=target_accept, model=model, initial_point=initial_point,
@@ -263,7 +236,7 @@ class SurrogateHMC(NUTS):
             )
         )  # fmt: skip
         self._exact = ExactModel(model, value_vars, initial_point, self.integrator)
-        self._prior: dict[str, ExactPrior | None] | None = None  # built in the chain's process
+        self._prior: ExactPriors | None = None
         self._cost_warned = False
         self._start_chain(tune=None, warn=False)
 
@@ -271,7 +244,7 @@ class SurrogateHMC(NUTS):
 
     @property
     def chain(self) -> ChainState:
-        """This chain's state (PyMC copies it in and out through ``sampling_state``)."""
+        """The state of the chain being sampled (PyMC copies it through ``sampling_state``)."""
         return self._chain
 
     @chain.setter
@@ -356,23 +329,7 @@ class SurrogateHMC(NUTS):
     def _exact_step(self, q0: RaveledVars) -> tuple[RaveledVars, dict[str, Any]]:
         q, (nuts,) = super().astep(q0)
         self.chain.last_exact = HMCState(q.data.copy(), float(nuts["model_logp"]))
-        return q, {
-            "phase": 0,
-            "acceptance_rate": nuts["mean_tree_accept"],
-            "second_stage_acceptance": np.nan,
-            "surrogate_error": np.nan,
-            "diverging": nuts["diverging"],
-            "divergences": self.divergences,
-            "energy": nuts["energy"],
-            "energy_error": nuts["energy_error"],
-            "step_size": nuts["step_size"],
-            "step_size_bar": nuts["step_size_bar"],
-            "n_steps": int(nuts["tree_size"]),
-            "tree_depth": nuts["depth"],
-            "reached_max_treedepth": nuts["reached_max_treedepth"],
-            "model_logp": nuts["model_logp"],
-            "warning": nuts["warning"],
-        }
+        return q, exact_nuts_stats(nuts, self.divergences)
 
     def _kernel_step(self, q0: RaveledVars) -> tuple[RaveledVars, dict[str, Any]]:
         chain = self.chain
@@ -405,9 +362,11 @@ class SurrogateHMC(NUTS):
             return next_action
         if action is Action.START_PILOT:
             assert chain.candidate is not None and chain.last_exact is not None
-            surrogate, chain.network = chain.candidate
+            chain.in_use = chain.candidate
             chain.kernel = self._kernel.start(
-                surrogate, adapting_step_size=False, **self._start_from_exact_phase()
+                chain.in_use.surrogate,
+                adapting_step_size=False,
+                **kernel_start(chain.life.recent_exact, self._given),
             )
             chain.kernel.current = chain.last_exact
         elif action is Action.SWITCH:
@@ -415,12 +374,13 @@ class SurrogateHMC(NUTS):
             chain.kernel.adapting_step_size = True
         elif action is Action.ADOPT:
             assert chain.kernel is not None and chain.candidate is not None
-            chain.kernel.surrogate, _ = chain.candidate
+            chain.in_use = chain.candidate
+            chain.kernel.surrogate = chain.in_use.surrogate
             current = chain.kernel.current
             if current is not None:  # the exact log-density is known; the surrogate's is not
                 chain.kernel.current = HMCState(current.position, current.logdensity)
         elif action is Action.REVERT:
-            chain.kernel = chain.network = None
+            chain.kernel = chain.in_use = None
             if chain.life.records[-1].given:
                 warnings.warn(
                     messages.given_failed_pilot(chain.life.records[-1]),
@@ -434,52 +394,31 @@ class SurrogateHMC(NUTS):
         chain = self.chain
         if action is Action.USE_GIVEN:
             assert self._given is not None
-            prior = self._priors()["given"]
-            surrogate = self._given.build(None if prior is None else prior.logdensity)
-            chain.candidate = (surrogate, self._given.network)
+            prior = self._priors().given
+            given = self._given.build(None if prior is None else prior.logdensity)
+            chain.candidate = Learned(given, self._given.network)
             return TrainingRecord(iteration, n_points=0, given=True)
         refit = action is Action.REFIT
-        in_use = None if chain.kernel is None else chain.kernel.surrogate
-        start_from = in_use if refit and in_use is not None and in_use.has_logdensity else None
-        network = chain.network if start_from is not None else self.network
-        assert network is not None
+        in_use = chain.in_use if refit else None
+        # A log-density network continues its training; a gradient one is fitted anew.
+        start_from = in_use if in_use is not None and in_use.surrogate.has_logdensity else None
+        network = self.network if start_from is None else start_from.network
         surrogate, record = fit_surrogate(
-            chain.exact.buffer, kind=self.surrogate_kind, prior=self._priors()["trained"],
+            chain.exact.buffer, kind=self.surrogate_kind, prior=self._priors().trained,
             network=network, training=self.training, key=jax.random.key(draw_seed(self.rng)),
             iteration=iteration, max_validation_error=self.switch_test.max_validation_error,
-            refit=refit, start_from=start_from,
+            refit=refit, start_from=None if start_from is None else start_from.surrogate,
         )  # fmt: skip
         if surrogate is not None:
-            chain.candidate = (surrogate, network)
+            chain.candidate = Learned(surrogate, network)
         return record
 
-    def _start_from_exact_phase(self) -> dict[str, Any]:
-        recent = self.chain.life.recent_exact
-        if recent:
-            step_sizes = np.array([s.step_size for s in recent])
-            tree_sizes = np.array([s.n_steps for s in recent])
-            step_size = float(np.exp(np.mean(np.log(step_sizes))))
-            return {"step_size": step_size, "trajectory_lengths": tree_sizes * step_sizes}
-        assert self._given is not None, "only a given surrogate is piloted before exact steps"
-        return {
-            "step_size": self._given.step_size,
-            "trajectory_lengths": self._given.trajectory_lengths,
-        }
-
-    def _priors(self) -> dict[str, ExactPrior | None]:
-        """The exact prior in JAX, built once per process: for a training, for a given one."""
-        if self._prior is None:
-            wanted = self.exact_prior or (self._given is not None and self._given.exact_prior)
-            prior = None
-            if wanted:
-                info = [(name, shape) for name, shape in self._variables]
-                logdensity = exact_prior_logdensity(self._model, self.vars, info)
-                prior = None if logdensity is None else ExactPrior.of(logdensity)
+    def _priors(self) -> ExactPriors:
+        if self._prior is None:  # JAX functions, built in the chain's process
             given = self._given is not None and self._given.exact_prior
-            self._prior = {
-                "trained": prior if self.exact_prior else None,
-                "given": prior if given else None,
-            }
+            self._prior = exact_priors(
+                self._model, self.vars, self._variables, self.exact_prior, given
+            )
         return self._prior
 
     # -- end of tuning --------------------------------------------------------------------------
@@ -496,7 +435,7 @@ class SurrogateHMC(NUTS):
                 assert trained is not None
                 trained.save(self.save_to)
         else:
-            chain.kernel = chain.network = None
+            chain.kernel = chain.in_use = None
             if self._lifecycle.never_switched(chain.life):
                 warnings.warn(
                     messages.never_switched(
@@ -539,46 +478,5 @@ class SurrogateHMC(NUTS):
         ``None`` when that chain is not using a surrogate. With ``cores>1`` the chains run in
         other processes: use ``save_to`` instead.
         """
-        kernel, network = self.chain.kernel, self.chain.network
-        if kernel is None or network is None:
-            return None
-        return TrainedSurrogate.from_surrogate(
-            kernel.surrogate,
-            variables=self._variables,
-            network=network,
-            step_size=float(kernel.step_adapt.current(False)),
-            inverse_mass=inverse_mass_diagonal(self.potential),
-            trajectory_lengths=kernel.trajectory_lengths,
-        )
-
-    # -- progress bar ---------------------------------------------------------------------------
-
-    @staticmethod
-    def _progressbar_config(n_chains=1):
-        columns = [
-            TextColumn("{task.fields[phase]}", table_column=Column("Phase", ratio=1)),
-            TextColumn("{task.fields[divergences]}", table_column=Column("Divergences", ratio=1)),
-            TextColumn("{task.fields[step_size]:0.3f}", table_column=Column("Step size", ratio=1)),
-            TextColumn("{task.fields[n_exact_grad]}", table_column=Column("Grad evals", ratio=1)),
-        ]
-        stats = {
-            "phase": [PHASE_NAMES[0]] * n_chains,
-            "divergences": [0] * n_chains,
-            "step_size": [0.0] * n_chains,
-            "n_exact_grad": [0] * n_chains,
-        }
-        return columns, stats
-
-    @staticmethod
-    def _make_progressbar_update_functions():
-        def update_stats(stats):
-            return {
-                "phase": PHASE_NAMES[int(stats["phase"])],
-                "divergences": stats["divergences"],
-                "step_size": stats["step_size"],
-                "n_exact_grad": stats["n_exact_grad"],
-                "failing": stats["divergences"] > 0,
-            }
-
-        return (update_stats,)
-
+        inverse_mass = inverse_mass_diagonal(self.potential)
+        return self.chain.trained_surrogate(self._variables, inverse_mass)

@@ -1,0 +1,80 @@
+"""What one chain of ``SurrogateHMC`` carries besides NUTS's own state."""
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+from pymc.step_methods.hmc.nuts import NUTSState
+from pymc.step_methods.state import dataclass_state
+
+from surrogate_hmc.core.lifecycle import IterationStats, LifecycleState
+from surrogate_hmc.core.network import NetworkConfig
+from surrogate_hmc.core.surrogate import AbstractLearnedSurrogate
+from surrogate_hmc.core.trained import TrainedSurrogate
+from surrogate_hmc.core.transition import HMCState
+from surrogate_hmc.step_methods.exact_model import ExactRecord
+from surrogate_hmc.step_methods.kernel import KernelState
+
+__all__ = ["DEFAULT_TUNE", "ChainState", "Learned", "SurrogateHMCState", "kernel_start"]
+
+DEFAULT_TUNE = 1000
+"""``pm.sample``'s default, used when PyMC does not say how long tuning is."""
+
+
+class Learned(NamedTuple):
+    """A learned surrogate and the architecture of its network."""
+
+    surrogate: AbstractLearnedSurrogate
+    network: NetworkConfig
+
+
+@dataclass
+class ChainState:
+    """One chain's state beyond NUTS's: its lifecycle, exact evaluations and surrogate kernel."""
+
+    life: LifecycleState
+    exact: ExactRecord
+    tune: int = DEFAULT_TUNE
+    kernel: KernelState | None = None
+    in_use: Learned | None = None
+    """The surrogate the kernel runs on, with its architecture."""
+    candidate: Learned | None = None
+    """A surrogate just fitted or given, waiting for the lifecycle's decision."""
+    last_exact: HMCState | None = None
+    """Position and exact log-density after the last exact iteration."""
+
+    def trained_surrogate(self, variables, inverse_mass: np.ndarray) -> TrainedSurrogate | None:
+        """The surrogate in use with its kernel's settings, as data (``None``: none in use)."""
+        if self.kernel is None or self.in_use is None:
+            return None
+        return TrainedSurrogate.from_surrogate(
+            self.in_use.surrogate,
+            variables=variables,
+            network=self.in_use.network,
+            step_size=float(self.kernel.step_adapt.current(False)),
+            inverse_mass=inverse_mass,
+            trajectory_lengths=self.kernel.trajectory_lengths,
+        )
+
+
+@dataclass_state
+class SurrogateHMCState(NUTSState):
+    """Everything a chain needs to continue: NUTS's state plus the surrogate's."""
+
+    chain: ChainState
+
+
+def kernel_start(
+    recent_exact: tuple[IterationStats, ...], given: TrainedSurrogate | None
+) -> dict[str, Any]:
+    """Where the surrogate kernel starts: NUTS's recent step sizes and trajectory lengths.
+
+    A given surrogate piloted before any exact iteration starts where its own run ended.
+    """
+    if recent_exact:
+        step_sizes = np.array([s.step_size for s in recent_exact])
+        tree_sizes = np.array([s.n_steps for s in recent_exact])
+        step_size = float(np.exp(np.mean(np.log(step_sizes))))
+        return {"step_size": step_size, "trajectory_lengths": tree_sizes * step_sizes}
+    assert given is not None, "only a given surrogate is piloted before exact steps"
+    return {"step_size": given.step_size, "trajectory_lengths": given.trajectory_lengths}

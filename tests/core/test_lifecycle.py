@@ -1,0 +1,163 @@
+"""The lifecycle on its own, with plain numbers: what it decides, and when."""
+
+import numpy as np
+import pytest
+
+from surrogate_hmc.core.lifecycle import (
+    RECENT_EXACT_ITERATIONS,
+    Action,
+    IterationStats,
+    Lifecycle,
+    Phase,
+    TrainingRecord,
+)
+from surrogate_hmc.core.schedule import Schedule, SwitchTest
+
+EXACT = IterationStats(acceptance_rate=0.8, n_steps=7, step_size=0.3)
+GOOD_PILOT = IterationStats(0.9, 7, 0.3, second_stage_acceptance=0.99)
+BAD_PILOT = IterationStats(0.9, 7, 0.3, second_stage_acceptance=0.5)
+TEST = SwitchTest(max_validation_error=0.5, pilot_iterations=3)
+
+
+def lifecycle(start=10, every=10, stop=30, refit=None, **kwargs):
+    plan = Schedule(start=start, every=every, stop=stop, refit=refit).plan(tune=100)
+    return Lifecycle(plan, TEST, **kwargs)
+
+
+def record(iteration, error=0.1, **kwargs):
+    return TrainingRecord(iteration, 100, error, max_validation_error=0.5, **kwargs)
+
+
+def run_exact(life, state, iterations):
+    actions = {}
+    for iteration in iterations:
+        state, action = life.update(state, iteration, EXACT)
+        if action is not Action.NONE:
+            actions[iteration] = action
+    return state, actions
+
+
+def test_trains_on_schedule_and_collects_from_collect_from():
+    life = lifecycle()
+    state, actions = run_exact(life, life.init(), range(10))
+    assert state.phase is Phase.EXACT and not actions
+    assert not life.collects(state, 4) and life.collects(state, life.plan.collect_from)
+    state, action = life.update(state, 10, EXACT)
+    assert action is Action.TRAIN
+
+
+def test_a_good_fit_is_piloted_then_switched():
+    life = lifecycle()
+    state, _ = run_exact(life, life.init(), range(10))
+    state, action = life.update(state, 10, EXACT)
+    state, action = life.trained(state, record(10))
+    assert (action, state.phase) == (Action.START_PILOT, Phase.PILOT)
+    assert Phase.PILOT.code == 1 and Phase.EXACT.code == 0
+    assert not life.collects(state, 11)
+    for iteration in (11, 12):
+        state, action = life.update(state, iteration, GOOD_PILOT)
+        assert action is Action.NONE and state.phase is Phase.PILOT
+    state, action = life.update(state, 13, GOOD_PILOT)
+    assert (action, state.phase) == (Action.SWITCH, Phase.SURROGATE)
+    (trained,) = state.records
+    assert trained.switched and trained.outcome == "switched"
+    assert trained.pilot.acceptance == pytest.approx(0.9 * 0.99)
+    assert trained.pilot.required == pytest.approx(TEST.min_acceptance_ratio * 0.8)
+    assert trained.pilot.second_stage_acceptance == pytest.approx(0.99)
+
+
+def test_a_failed_pilot_reverts_and_the_next_training_comes_on_schedule():
+    life = lifecycle()
+    state, _ = run_exact(life, life.init(), range(11))
+    state, _ = life.trained(state, record(10))
+    for iteration in (11, 12, 13):
+        state, action = life.update(state, iteration, BAD_PILOT)
+    assert (action, state.phase) == (Action.REVERT, Phase.EXACT)
+    assert state.records[-1].outcome == "failed its pilot"
+    state, actions = run_exact(life, state, range(14, 21))
+    assert actions == {20: Action.TRAIN}
+
+
+def test_a_bad_fit_stays_exact_and_the_last_failure_gives_up():
+    life = lifecycle()
+    state, _ = run_exact(life, life.init(), range(11))
+    state, action = life.trained(state, record(10, error=0.9))
+    assert (action, state.phase) == (Action.NONE, Phase.EXACT)
+    assert state.records[-1].outcome == "validation error too large"
+    state, _ = run_exact(life, state, range(11, 31))
+    state, action = life.trained(state, TrainingRecord(30, 10))  # too few points
+    assert state.records[-1].outcome == "too few points to train"
+    assert state.phase is Phase.EXACT_ONLY and not life.collects(state, 31)
+    state, action = life.final(state)
+    assert action is Action.STAY_EXACT and life.never_switched(state)
+
+
+def test_nothing_planned_is_exact_only_from_the_start():
+    life = Lifecycle(Schedule().plan(tune=100), TEST)
+    assert not life.plan.training_iterations
+    state = life.init()
+    assert state.phase is Phase.EXACT_ONLY
+    state, action = life.final(state)
+    assert action is Action.STAY_EXACT and not life.never_switched(state)
+
+
+def test_a_given_surrogate_is_piloted_at_its_iteration_before_any_training():
+    life = lifecycle(given_at=10, target_accept=0.7)
+    state, action = life.update(life.init(), 10, EXACT)
+    assert action is Action.USE_GIVEN
+    state, action = life.trained(state, TrainingRecord(10, 0, given=True))
+    assert action is Action.START_PILOT
+    assert state.records[-1].outcome == "given, pilot pending"
+
+
+def test_refit_adopts_only_a_passing_fit_and_online_learning_stops_at_it():
+    life = lifecycle(refit=50)
+    state, _ = run_exact(life, life.init(), range(11))
+    state, _ = life.trained(state, record(10))
+    for iteration in (11, 12, 13):
+        state, _ = life.update(state, iteration, GOOD_PILOT)
+    assert life.learns_online(state, 49) and not life.learns_online(state, 50)
+    state, action = life.update(state, 50, GOOD_PILOT)
+    assert action is Action.REFIT
+    _, action = life.trained(state, record(50, refit=True))
+    assert action is Action.ADOPT
+    state, action = life.trained(state, record(50, error=0.9, refit=True))
+    assert action is Action.NONE and state.phase is Phase.SURROGATE
+    assert state.records[-1].outcome == "refit not kept"
+    state, action = life.final(state)
+    assert action is Action.FREEZE and not life.never_switched(state)
+
+
+def test_an_unfinished_pilot_is_judged_at_the_end_of_tuning():
+    life = lifecycle()
+    state, _ = run_exact(life, life.init(), range(11))
+    state, _ = life.trained(state, record(10))
+    state, _ = life.update(state, 11, GOOD_PILOT)
+    state, action = life.final(state)
+    assert action is Action.FREEZE and state.records[-1].switched
+
+
+def test_a_pilot_with_no_iteration_fails():
+    life = lifecycle()
+    state, _ = run_exact(life, life.init(), range(11))
+    state, _ = life.trained(state, record(10))
+    state, action = life.final(state)
+    assert action is Action.STAY_EXACT and not state.records[-1].switched
+
+
+def test_the_pilot_compares_with_the_recent_exact_acceptance_only():
+    life = lifecycle(start=80, every=10, stop=80)
+    state = life.init()
+    for iteration in range(80):
+        accept = 0.1 if iteration < 80 - RECENT_EXACT_ITERATIONS else 0.9
+        state, _ = life.update(state, iteration, EXACT._replace(acceptance_rate=accept))
+    assert len(state.recent_exact) == RECENT_EXACT_ITERATIONS
+    state, action = life.update(state, 80, EXACT._replace(acceptance_rate=0.9))
+    state, _ = life.trained(state, record(80))
+    static_pilot = IterationStats(0.5, 7, 0.3)  # static trajectories: no second stage
+    for iteration in (81, 82, 83):
+        state, action = life.update(state, iteration, static_pilot)
+    # 0.5 < 0.6 * 0.9: judged against the last 50 exact iterations, not the first ones.
+    assert action is Action.REVERT
+    assert state.records[-1].pilot.second_stage_acceptance is None
+    assert np.isclose(state.records[-1].pilot.required, 0.6 * 0.9)
