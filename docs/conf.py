@@ -48,7 +48,7 @@ html_theme_options = {
 }
 # The guide's pages have no sub-pages to list on the left; the API reference has.
 _GUIDE = ["index", "getting_started", "how_it_works", "options", "diagnostics", "examples"]
-html_sidebars = {page: [] for page in [*_GUIDE, "benchmarks"]}
+html_sidebars = {page: [] for page in [*_GUIDE, "benchmarks", "architecture"]}
 
 
 def _constructor_signature(app, what, name, obj, options, signature, return_annotation):

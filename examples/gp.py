@@ -138,10 +138,11 @@ def main(fast: bool = False, seed: int = 1) -> None:
             first_seconds = time.perf_counter() - start
         report_costs("First run (trains the surrogate)", first, first_seconds)
         for record in step.training_history:
+            error = record.validation_error
             print(
-                f"  training at iteration {record['iteration']}: {record['n_points']} points, "
-                f"validation error {record['validation_error']:.3f}, "
-                f"switched: {record.get('switched', False)}"
+                f"  training at iteration {record.iteration}: {record.n_points} points, "
+                f"validation error {'none' if error is None else f'{error:.3f}'}: "
+                f"{record.outcome}"
             )
 
         # Second run, another seed: the saved surrogate is piloted after a short exact phase

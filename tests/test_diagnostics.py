@@ -1,5 +1,7 @@
 """plot_diagnostics: the plotted data are the trace's stats; the surrogate_error stat is right."""
 
+from types import SimpleNamespace
+
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
@@ -66,13 +68,17 @@ def stats(idata, name, warmup=True) -> np.ndarray:
     return np.concatenate([tuning, draws], axis=1) if warmup else draws
 
 
-def by_gid(figure, gid):
-    found = [
+def by_gid_all(figure, gid):
+    return [
         artist
         for axes in figure.axes
         for artist in [*axes.lines, *axes.collections]
         if artist.get_gid() == gid
     ]
+
+
+def by_gid(figure, gid):
+    found = by_gid_all(figure, gid)
     assert len(found) == 1, f"{len(found)} artists with gid {gid!r}"
     return found[0]
 
@@ -105,13 +111,13 @@ def test_surrogate_error_is_the_delayed_acceptance_log_ratio(nuts_run):
 
     # Recompute [logp(q') - logp(q)] - [s(q') - s(q)] at the draws that moved, on the last
     # chain, whose frozen surrogate the step returns.
-    network = step.trained_surrogate.build()
+    surrogate = step.trained_surrogate.build()
     x = posterior_array(idata, ["x"])[-1]
     lp = np.asarray(idata["sample_stats"]["lp"])[-1]
     draw_error = np.asarray(idata["sample_stats"]["surrogate_error"])[-1]
     moved = np.flatnonzero(np.any(x[1:] != x[:-1], axis=1)) + 1
     assert moved.size > 50
-    s = np.array([float(network(q)) for q in x])
+    s = np.array([float(surrogate.logdensity(q)) for q in x])
     expected = (lp[moved] - lp[moved - 1]) - (s[moved] - s[moved - 1])
     np.testing.assert_allclose(draw_error[moved], expected, rtol=1e-6, atol=1e-9)
     # The second-stage acceptance is exp(min(0, error)) wherever the exact model was asked.
@@ -195,23 +201,45 @@ def test_panels_plot_the_trace_stats(nuts_run):
 def test_loss_curves_are_the_trainings_of_the_last_chain(nuts_run):
     _, step, idata = nuts_run
     figure = shmc.plot_diagnostics(idata, step)
-    trained = [r for r in step.training_history if "train_losses" in r]
-    assert trained and trained[-1]["switched"]
+    trained = [r for r in step.training_history if r.train_losses.size]
+    assert trained and any(r.switched for r in trained)
     loss = axes_titled(figure, "Training and validation loss")
     train = [line for line in loss.lines if line.get_gid() == "train-loss"]
     validation = [line for line in loss.lines if line.get_gid() == "validation-loss"]
     assert len(train) == len(validation) == len(trained)
     for line, record in zip(train, trained, strict=True):
-        np.testing.assert_array_equal(line.get_ydata(), record["train_losses"])
+        np.testing.assert_array_equal(line.get_ydata(), record.train_losses)
+        steps = record.steps_per_loss * np.arange(1, record.train_losses.size + 1)
+        np.testing.assert_array_equal(line.get_xdata(), steps)
     for line, record in zip(validation, trained, strict=True):
-        np.testing.assert_array_equal(line.get_ydata(), record["validation_losses"])
+        np.testing.assert_array_equal(line.get_ydata(), record.validation_losses)
+    # The switch test's threshold is an error; the losses are squared errors.
+    thresholds = {r.max_validation_error**2 for r in trained if np.isfinite(r.max_validation_error)}
+    drawn = {line.get_ydata()[0] for line in loss.lines if line.get_linestyle() == ":"}
+    assert drawn == thresholds
     assert "chain 1" in panel_text(loss)
     # The trainings are marked on the last chain's row, where the pilot starts right after.
     marks = by_gid(figure, "training-switched")
     np.testing.assert_array_equal(
-        marks.get_xdata(), [r["iteration"] for r in step.training_history if r.get("switched")]
+        marks.get_xdata(), [r.iteration for r in step.training_history if r.switched]
     )
     assert np.all(stats(idata, "phase")[1, np.asarray(marks.get_xdata()) + 1] == 1)
+    # Each training's outcome is in the legend.
+    for record in trained:
+        assert f"iteration {record.iteration}, " in panel_text(loss)
+        assert record.outcome in panel_text(loss)
+
+
+def test_any_step_with_a_training_history_will_do(nuts_run):
+    """The step methods are not imported: the figure reads the step's training_history."""
+    _, step, idata = nuts_run
+    stand_in = SimpleNamespace(training_history=step.training_history)
+    figure = shmc.plot_diagnostics(idata, stand_in, panels=["phases", "loss"])
+    own = shmc.plot_diagnostics(idata, step, panels=["phases", "loss"])
+    for gid in ("training-switched", "train-loss"):
+        assert len(by_gid_all(figure, gid)) == len(by_gid_all(own, gid))
+    with pytest.raises(TypeError, match="must hold TrainingRecord"):
+        shmc.plot_diagnostics(idata, SimpleNamespace(training_history=[{"iteration": 60}]))
 
 
 def test_chains_panels_and_axes_options(nuts_run):
@@ -268,6 +296,7 @@ def test_ace_trace_has_no_exact_model_to_compare():
     with model:
         step = shmc.ACE(estimator=estimator, beta=5.0)
         idata = pm.sample(step=step, tune=50, draws=50, chains=1, random_seed=0, **QUIET)
+    assert step.training_history == ()
     assert np.all(np.isnan(stats(idata, "surrogate_error")))
     for given in (None, step):
         figure = shmc.plot_diagnostics(idata, given)
@@ -308,6 +337,6 @@ def test_bad_input_is_refused(nuts_run, static_run):
         shmc.plot_diagnostics(idata, ax=axes)
     # The static run's step trained at iteration 40, where this trace's last chain was exact.
     _, other_step, _ = static_run
-    assert other_step.training_history[0]["iteration"] == 40
+    assert other_step.training_history[0].iteration == 40
     with pytest.raises(ValueError, match="does not match this trace"):
         shmc.plot_diagnostics(idata, other_step)

@@ -62,7 +62,10 @@ def main() -> None:
     figure.savefig(args.out, dpi=80)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB)")
     for record in step.training_history:
-        print({k: v for k, v in record.items() if not k.endswith("losses")})
+        print(
+            f"iteration {record.iteration}, {record.n_points} points, error "
+            f"{record.validation_error}, {record.seconds:.1f} s: {record.outcome}"
+        )
 
 
 if __name__ == "__main__":

@@ -182,19 +182,27 @@ def test_a_surrogate_for_other_variables_is_refused():
         )  # fmt: skip
 
 
-def test_a_surrogate_of_other_data_fails_its_pilot_and_a_new_one_is_trained():
+def test_a_surrogate_of_other_data_fails_its_pilot_and_a_new_one_is_trained(tmp_path):
     model, *_ = models.conjugate_regression(seed=0)
     _, step = run(model, tune=200, draws=10, chains=1, schedule=QUICK)
+    given = step.trained_surrogate
+    assert given.exact_prior and given.network == shmc.NetworkConfig()
     other, names, mean, variance = models.conjugate_regression(seed=1, n=400)
+    # The new surrogate is trained with this run's options, and recorded as it was trained.
+    this_run = {"network": shmc.NetworkConfig(width=32), "exact_prior": False}
+    path = tmp_path / "retrained.npz"
     with other:
-        step = shmc.SurrogateHMC(surrogate=step.trained_surrogate, schedule=QUICK)
+        step = shmc.SurrogateHMC(surrogate=given, schedule=QUICK, save_to=path, **this_run)
         with pytest.warns(shmc.SurrogateWarning, match="failed its pilot"):
             idata = pm.sample(step=step, tune=300, draws=500, chains=1, random_seed=4, **SAMPLE)
-    given, *retrained = step.training_history
-    assert given.given and not given.switched
+    first, *retrained = step.training_history
+    assert first.given and not first.switched
     assert retrained[-1].switched
     assert np.all(sample_stat(idata, "phase") == 1)
     assert_moments(posterior_array(idata, names), mean, variance)
+    saved = shmc.TrainedSurrogate.load(path)
+    for trained in (step.trained_surrogate, saved):
+        assert trained.network == this_run["network"] and not trained.exact_prior
 
 
 def test_a_cheap_model_gets_one_cost_warning_and_keeps_sampling():
