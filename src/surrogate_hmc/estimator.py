@@ -5,17 +5,23 @@ from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pymc as pm
 
-from surrogate_hmc.core.archive import numbered_arrays, read_archive, write_archive
 from surrogate_hmc.core.cost import CostNetwork, augmented_targets, build_cost_network, fit_cost
 from surrogate_hmc.core.distances import DISTANCES, resolve
 from surrogate_hmc.core.network import NetworkConfig
+from surrogate_hmc.core.persistence import (
+    module_arrays,
+    module_from_arrays,
+    numbered_arrays,
+    read_archive,
+    write_archive,
+)
 from surrogate_hmc.core.training import TrainingConfig
+from surrogate_hmc.core.validation import check_int, check_real
 from surrogate_hmc.simulation import (
     SimulatorModel,
     default_executor,
@@ -144,9 +150,9 @@ class CostEstimator:
         """
         model = pm.modelcontext(model)
         simulator_model = SimulatorModel.from_model(model)
-        n_simulations = _positive_int("n_simulations", n_simulations)
-        if not (np.isfinite(target_noise) and target_noise >= 0):
-            raise ValueError(f"target_noise must be a finite number >= 0, got {target_noise!r}.")
+        n_simulations = check_int("n_simulations", n_simulations)
+        target_noise = check_real("target_noise", target_noise, low=0.0)
+        embedding_size = check_int("embedding_size", embedding_size)
         if not (callable(distance) or distance in DISTANCES):
             raise ValueError(
                 f"distance must be one of {DISTANCES} or a function of (simulation, target) "
@@ -191,9 +197,7 @@ class CostEstimator:
             distance=settings,
             network=network,
             embedding_size=embedding_size,
-            arrays=tuple(
-                np.asarray(a) for a in jax.tree.leaves(eqx.filter(result.network, eqx.is_array))
-            ),
+            arrays=module_arrays(result.network),
             n_simulations=len(simulations),
             n_failed=simulations.n_failed,
             validation_error=result.validation_error,
@@ -207,16 +211,7 @@ class CostEstimator:
             self.dim, self.data_shape, self.iid_trials, self.network, self.embedding_size,
             key=jax.random.key(0),
         )  # fmt: skip
-        params, static = eqx.partition(skeleton, eqx.is_array)
-        leaves, treedef = jax.tree.flatten(params)
-        if [np.shape(leaf) for leaf in leaves] != [a.shape for a in self.arrays]:
-            raise ValueError(
-                "The saved arrays do not fit the cost network they describe: the file is "
-                "damaged or was written by another version."
-            )
-        return eqx.combine(
-            jax.tree.unflatten(treedef, [jnp.asarray(a) for a in self.arrays]), static
-        )
+        return module_from_arrays(skeleton, self.arrays, "the cost network they describe")
 
     def predict(self, theta, x) -> np.ndarray:
         """Estimated expected distance between simulations at ``theta`` and the data ``x``.
@@ -298,12 +293,6 @@ class CostEstimator:
 def _ravel_trailing(value, shape: tuple[int, ...]) -> np.ndarray:
     value = np.asarray(value, dtype=np.float64)
     return np.reshape(value, (*value.shape[: value.ndim - len(shape)], -1))
-
-
-def _positive_int(name: str, value) -> int:
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
 
 
 def _describe(variables) -> str:

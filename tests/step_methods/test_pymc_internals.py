@@ -34,7 +34,7 @@ def test_every_exact_evaluation_of_nuts_goes_through_the_routed_function():
         return routed
 
     original = pymc_internals.route_logp_dlogp(nuts.integrator, wrap)
-    logp, gradient = original(np.zeros(3), None)
+    _, gradient = original(np.zeros(3), None)
     np.testing.assert_allclose(gradient, 0.25)  # -(0 - 1) / 2**2
     point = model.initial_point()
     _, stats = nuts.step(point)

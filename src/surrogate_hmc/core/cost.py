@@ -22,15 +22,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.tree_util import Partial
 
 from surrogate_hmc.core.distances import Distance
 from surrogate_hmc.core.network import NetworkConfig, Standardization
-from surrogate_hmc.core.training import (
-    TrainingConfig,
+from surrogate_hmc.core.optimize import (
     TrainingResult,
-    _validation_split,
     early_stopping,
+    guarded_adam,
+    optimizer_chunk,
+    validation_split,
 )
+from surrogate_hmc.core.training import TrainingConfig
 
 __all__ = ["CostNetwork", "Targets", "augmented_targets", "build_cost_network", "fit_cost"]
 
@@ -93,7 +96,18 @@ def build_cost_network(
     x_scaler: Standardization | None = None,
     scale: float = 1.0,
 ) -> CostNetwork:
-    """A freshly initialised :class:`CostNetwork` (identity standardizations unless given)."""
+    """A freshly initialised :class:`CostNetwork` (identity standardizations unless given).
+
+    Its three MLPs have the architecture ``network``: the data embedding (of length
+    ``embedding_size``; per trial when ``iid_trials``), the anchor of ``theta`` in the
+    embedding space, and the head. ``scale`` is the typical distance.
+
+    Examples
+    --------
+    >>> net = build_cost_network(1, (10, 2), True, NetworkConfig(width=8), 4, key=jax.random.key(0))
+    >>> net.embedding.in_size, net.head.in_size
+    (2, 5)
+    """
     features = _features(data_shape, iid_trials)
     embed_key, anchor_key, head_key = jax.random.split(key, 3)
     ones_theta, ones_x = np.ones(theta_dim), np.ones(features)
@@ -103,13 +117,20 @@ def build_cost_network(
         embedding=network.build(features, embedding_size, key=embed_key),
         anchor=network.build(theta_dim, embedding_size, key=anchor_key),
         head=network.build(theta_dim + embedding_size, 1, key=head_key),
-        scale=jnp.asarray(float(scale)),
+        # Strongly typed, like the trained scale: the training chunks share one compilation.
+        scale=jnp.asarray(float(scale), dtype=jnp.float64),
         iid_trials=iid_trials,
     )
 
 
 class Targets(NamedTuple):
-    """Targets ``x_t`` and, for each, the simulation it was made from (``-1``: none)."""
+    """Targets ``x_t`` and, for each, the simulation it was made from (``-1``: none).
+
+    Examples
+    --------
+    >>> Targets(np.zeros((2, 3)), np.array([0, -1])).source.tolist()
+    [0, -1]
+    """
 
     data: np.ndarray
     source: np.ndarray
@@ -198,8 +219,7 @@ def _validation_error(params, static, theta, targets, labels, keep):
 @functools.cache
 def _cost_optimizer(learning_rate: float, max_steps: int) -> optax.GradientTransformation:
     # Cached, so that refits with the same settings reuse one compiled training step.
-    schedule = optax.cosine_decay_schedule(learning_rate, max_steps, 0.01)
-    return optax.apply_if_finite(optax.adam(schedule), max_consecutive_errors=20)
+    return guarded_adam(optax.cosine_decay_schedule(learning_rate, max_steps, 0.01))
 
 
 def _pairs(key, batch, n_train, sources, sourced, neighbours):
@@ -216,27 +236,11 @@ def _pairs(key, batch, n_train, sources, sourced, neighbours):
     return rows, picked, rows != sources[picked]
 
 
-@eqx.filter_jit
-def _cost_chunk(
-    params, static, opt_state, optimizer, distance, theta, simulations, targets, pairing, n_train,
-    key, n_steps, batch,
-):  # fmt: skip
-    labels_of = jax.vmap(distance)
-
-    def step(carry, key):
-        params, opt_state = carry
-        rows, picked, keep = _pairs(key, batch, n_train, *pairing)
-        labels = labels_of(simulations[rows], targets[picked])
-        loss, grads = jax.value_and_grad(_squared_error)(
-            params, static, theta[rows], targets[picked], labels, keep
-        )
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (eqx.apply_updates(params, updates), opt_state), loss
-
-    (params, opt_state), losses = jax.lax.scan(
-        step, (params, opt_state), jax.random.split(key, n_steps)
-    )
-    return params, opt_state, jnp.mean(losses)
+def _pair_loss(distance, n_train, batch, params, static, data, key):
+    theta, simulations, targets, pairing = data
+    rows, picked, keep = _pairs(key, batch, n_train, *pairing)
+    labels = jax.vmap(distance)(simulations[rows], targets[picked])
+    return _squared_error(params, static, theta[rows], targets[picked], labels, keep)
 
 
 def fit_cost(
@@ -297,7 +301,7 @@ def fit_cost(
     simulations = np.asarray(simulations, dtype=np.float64)
     target_data = np.asarray(targets.data, dtype=np.float64)
     split_key, init_key, label_key, train_key = jax.random.split(key, 4)
-    is_validation = _validation_split(len(theta), training.validation_fraction, split_key)
+    is_validation = validation_split(len(theta), training.validation_fraction, split_key)
     order = np.argsort(is_validation, kind="stable")  # training rows first
     theta, simulations = theta[order], simulations[order]
     new_row = np.empty_like(order)
@@ -340,7 +344,7 @@ def fit_cost(
     )  # fmt: skip
     optimizer = training.optimizer or _cost_optimizer(training.learning_rate, training.max_steps)
     params, static = eqx.partition(cost_network, eqx.is_inexact_array)
-    theta_d, simulations_d, targets_d = (jnp.asarray(a) for a in (theta, simulations, target_data))
+    data = (*(jnp.asarray(a) for a in (theta, simulations, target_data)), pairing)
     validation = (
         jnp.asarray(theta[validation_rows]),
         jnp.asarray(target_data[validation_targets]),
@@ -348,20 +352,21 @@ def fit_cost(
         jnp.asarray(validation_rows != sources[validation_targets]),
     )
     validation_loss = eqx.filter_jit(_validation_error)
-    batch = min(training.batch_size, n_train)
+    batch_loss = Partial(_pair_loss, distance, n_train, min(training.batch_size, n_train))
 
     def run_chunk(params, opt_state, key):
-        return _cost_chunk(
-            params, static, opt_state, optimizer, distance, theta_d, simulations_d, targets_d,
-            pairing, n_train, key, training.eval_every, batch,
-        )  # fmt: skip
+        return optimizer_chunk(
+            params, static, opt_state, optimizer, batch_loss, data, key, training.eval_every
+        )
 
     result = early_stopping(
         run_chunk,
         lambda params: float(validation_loss(params, static, *validation)),
         params,
         optimizer.init(params),
-        training,
         train_key,
+        max_steps=training.max_steps,
+        eval_every=training.eval_every,
+        patience=training.patience,
     )
     return result._replace(network=eqx.combine(result.network, static))

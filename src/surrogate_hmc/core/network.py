@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from surrogate_hmc.core.validation import check_choice, check_int
+
 __all__ = ["NetworkConfig", "Standardization", "StandardizedMLP"]
 
 Activation = Literal["silu", "selu", "tanh", "softplus", "gelu"]
@@ -47,14 +49,8 @@ class NetworkConfig:
 
     def __post_init__(self) -> None:
         for name in ("width", "depth"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"NetworkConfig.{name} must be a positive integer, got {value!r}.")
-        if self.activation not in _ACTIVATIONS:
-            raise ValueError(
-                f"NetworkConfig.activation must be one of {sorted(_ACTIVATIONS)}, "
-                f"got {self.activation!r}."
-            )
+            object.__setattr__(self, name, check_int(f"NetworkConfig.{name}", getattr(self, name)))
+        check_choice("NetworkConfig.activation", self.activation, tuple(_ACTIVATIONS))
 
     def build(self, in_size: int, out_size: int, *, key: jax.Array) -> eqx.nn.MLP:
         """Return a freshly initialised MLP from ``in_size`` to ``out_size`` features."""

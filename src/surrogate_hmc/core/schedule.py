@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from surrogate_hmc.core.validation import check_int, check_real
+
 __all__ = ["Schedule", "SchedulePlan", "SwitchTest"]
 
 
@@ -16,13 +18,6 @@ class SchedulePlan(NamedTuple):
 
 def _given_or(value: int | None, default: int) -> int:
     return default if value is None else value
-
-
-def _check_optional_int(owner: str, name: str, value: object, minimum: int) -> None:
-    if value is None:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{owner}.{name} must be an integer >= {minimum} or None, got {value!r}.")
 
 
 @dataclass(frozen=True)
@@ -70,11 +65,12 @@ class Schedule:
     refit: int | None = None
 
     def __post_init__(self) -> None:
-        _check_optional_int("Schedule", "collect_from", self.collect_from, 0)
-        _check_optional_int("Schedule", "refit", self.refit, 0)
-        _check_optional_int("Schedule", "start", self.start, 1)
-        _check_optional_int("Schedule", "every", self.every, 1)
-        _check_optional_int("Schedule", "stop", self.stop, 1)
+        minimums = {"collect_from": 0, "start": 1, "every": 1, "stop": 1, "refit": 0}
+        for name, minimum in minimums.items():
+            value = check_int(
+                f"Schedule.{name}", getattr(self, name), minimum=minimum, optional=True
+            )
+            object.__setattr__(self, name, value)
         if self.start is not None and self.stop is not None and self.stop < self.start:
             raise ValueError(f"Schedule.stop ({self.stop}) is before start ({self.start}).")
         if (
@@ -116,7 +112,8 @@ class SwitchTest:
     Parameters
     ----------
     max_validation_error
-        Largest held-out error of the network (in standardized units, about ``sqrt(1 - R^2)``).
+        Largest held-out error of the network (in standardized units, about ``sqrt(1 - R^2)``);
+        ``inf`` lets any network go on to the pilot.
     pilot_iterations
         Surrogate iterations run as a pilot after a training that passed the first test.
     min_acceptance_ratio
@@ -140,13 +137,19 @@ class SwitchTest:
     min_second_stage: float = 0.9
 
     def __post_init__(self) -> None:
-        if not self.max_validation_error > 0:
-            raise ValueError(
-                "SwitchTest.max_validation_error must be positive, "
-                f"got {self.max_validation_error!r}."
-            )
-        _check_optional_int("SwitchTest", "pilot_iterations", self.pilot_iterations, 1)
-        for name in ("min_acceptance_ratio", "min_second_stage"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"SwitchTest.{name} must lie in [0, 1], got {value!r}.")
+        checked = {
+            "max_validation_error": check_real(
+                "SwitchTest.max_validation_error",
+                self.max_validation_error,
+                low=0.0,
+                open_low=True,
+                finite=False,
+            ),
+            "pilot_iterations": check_int("SwitchTest.pilot_iterations", self.pilot_iterations),
+            **{
+                name: check_real(f"SwitchTest.{name}", getattr(self, name), low=0.0, high=1.0)
+                for name in ("min_acceptance_ratio", "min_second_stage")
+            },
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)

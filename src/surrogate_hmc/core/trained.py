@@ -3,20 +3,24 @@
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from surrogate_hmc.core.archive import numbered_arrays, read_archive, write_archive
 from surrogate_hmc.core.network import NetworkConfig, Standardization, StandardizedMLP
-from surrogate_hmc.core.surrogate import GradientSurrogate, LogDensitySurrogate
+from surrogate_hmc.core.persistence import (
+    module_arrays,
+    module_from_arrays,
+    numbered_arrays,
+    read_archive,
+    write_archive,
+)
+from surrogate_hmc.core.surrogate import SURROGATE_KINDS, AbstractLearnedSurrogate, SurrogateKind
+from surrogate_hmc.core.validation import check_choice
 
 __all__ = ["TrainedSurrogate"]
 
-SurrogateKind = Literal["gradient", "logp"]
 _FORMAT = "surrogate-hmc/1"
 
 
@@ -35,7 +39,7 @@ class TrainedSurrogate:
     variables
         ``(name, shape)`` of each sampled (value) variable, in the raveled order.
     network
-        The architecture the weights belong to.
+        The architecture the weights belong to (:meth:`build` rebuilds the network from it).
     arrays
         The network's arrays (weights, then standardizations) in tree order.
     exact_prior
@@ -53,6 +57,7 @@ class TrainedSurrogate:
     Examples
     --------
     >>> import jax, numpy as np
+    >>> from surrogate_hmc.core.surrogate import LogDensitySurrogate
     >>> from surrogate_hmc.core.training import TrainingConfig, fit_log_density
     >>> x = np.random.default_rng(0).normal(size=(200, 2))
     >>> fit = fit_log_density(
@@ -65,6 +70,10 @@ class TrainedSurrogate:
     ... )
     >>> trained.kind, trained.dim
     ('logp', 2)
+    >>> import tempfile
+    >>> path = trained.save(f"{tempfile.mkdtemp()}/banana")
+    >>> TrainedSurrogate.load(path).build().logdensity(np.zeros(2)).shape
+    ()
     """
 
     kind: SurrogateKind
@@ -78,12 +87,8 @@ class TrainedSurrogate:
     center: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in ("gradient", "logp"):
-            raise ValueError(f"kind must be 'gradient' or 'logp', got {self.kind!r}.")
-        variables = tuple(
-            (str(name), tuple(int(n) for n in shape)) for name, shape in self.variables
-        )
-        object.__setattr__(self, "variables", variables)
+        check_choice("TrainedSurrogate.kind", self.kind, tuple(SURROGATE_KINDS))
+        object.__setattr__(self, "variables", _normalized(self.variables))
         object.__setattr__(self, "arrays", tuple(np.asarray(a) for a in self.arrays))
         object.__setattr__(self, "inverse_mass", np.asarray(self.inverse_mass, dtype=float))
         lengths = np.asarray(self.trajectory_lengths, dtype=float).ravel()
@@ -99,12 +104,12 @@ class TrainedSurrogate:
     @property
     def dim(self) -> int:
         """Length of the raveled position vector."""
-        return int(sum(np.prod(shape, dtype=int) for _, shape in self.variables))
+        return _dim(self.variables)
 
     @classmethod
     def from_surrogate(
         cls,
-        surrogate: GradientSurrogate | LogDensitySurrogate,
+        surrogate: AbstractLearnedSurrogate,
         *,
         variables,
         network: NetworkConfig,
@@ -112,15 +117,23 @@ class TrainedSurrogate:
         inverse_mass: np.ndarray,
         trajectory_lengths: np.ndarray | None = None,
     ) -> "TrainedSurrogate":
-        """Capture a surrogate module (its network's arrays) and its kernel settings."""
-        kind: SurrogateKind = "logp" if isinstance(surrogate, LogDensitySurrogate) else "gradient"
+        """Capture a surrogate module (its network's arrays) and its kernel settings.
+
+        ``network`` must describe the surrogate's network, for ``variables``: a ``ValueError``
+        says so otherwise, rather than a saved file that cannot be loaded.
+        """
+        variables = _normalized(variables)
+        dim = _dim(variables)
+        if not _same_structure(surrogate.network, _skeleton(surrogate.kind, dim, network)):
+            raise ValueError(
+                f"The surrogate's network is not a {network} network for dimension {dim}: "
+                "pass the NetworkConfig it was built with."
+            )
         return cls(
-            kind=kind,
-            variables=tuple(variables),
+            kind=surrogate.kind,
+            variables=variables,
             network=network,
-            arrays=tuple(
-                np.asarray(a) for a in jax.tree.leaves(eqx.filter(surrogate.network, eqx.is_array))
-            ),
+            arrays=module_arrays(surrogate.network),
             exact_prior=surrogate.exact_logdensity is not None,
             step_size=float(step_size),
             inverse_mass=np.asarray(inverse_mass),
@@ -128,33 +141,19 @@ class TrainedSurrogate:
             center=np.asarray(surrogate.network.inputs.mean),
         )
 
-    def build(self, exact_logdensity=None) -> GradientSurrogate | LogDensitySurrogate:
+    def build(self, exact_logdensity=None) -> AbstractLearnedSurrogate:
         """Rebuild the surrogate module, with the cheap part ``exact_logdensity`` added back."""
         if self.exact_prior and exact_logdensity is None:
             raise ValueError(
                 "This surrogate learned only the expensive part of the log-density and needs "
                 "the exact prior added back, but none was given."
             )
-        out = 1 if self.kind == "logp" else self.dim
-        ones_in, ones_out = np.ones(self.dim), np.ones(out)
-        skeleton = StandardizedMLP(
-            self.network.build(self.dim, out, key=jax.random.key(0)),
-            Standardization(ones_in, ones_in),
-            Standardization(ones_out, ones_out),
+        network = module_from_arrays(
+            _skeleton(self.kind, self.dim, self.network),
+            self.arrays,
+            f"a {self.network} network for dimension {self.dim}",
         )
-        params, static = eqx.partition(skeleton, eqx.is_array)
-        leaves, treedef = jax.tree.flatten(params)
-        shapes = [np.shape(leaf) for leaf in leaves]
-        if shapes != [a.shape for a in self.arrays]:
-            raise ValueError(
-                f"The saved arrays do not fit a {self.network} network for dimension "
-                f"{self.dim}: the file is damaged or was written by another version."
-            )
-        network = eqx.combine(
-            jax.tree.unflatten(treedef, [jnp.asarray(a) for a in self.arrays]), static
-        )
-        module = LogDensitySurrogate if self.kind == "logp" else GradientSurrogate
-        return module(network, exact_logdensity if self.exact_prior else None)
+        return SURROGATE_KINDS[self.kind](network, exact_logdensity if self.exact_prior else None)
 
     def check_variables(self, variables) -> None:
         """Raise a ``ValueError`` unless ``variables`` are the ``(name, shape)`` trained on."""
@@ -208,8 +207,33 @@ class TrainedSurrogate:
         )
 
 
+def _skeleton(kind: SurrogateKind, dim: int, network: NetworkConfig) -> StandardizedMLP:
+    # The network's structure only: its arrays are placeholders.
+    out = 1 if kind == "logp" else dim
+    ones_in, ones_out = np.ones(dim), np.ones(out)
+    return StandardizedMLP(
+        network.build(dim, out, key=jax.random.key(0)),
+        Standardization(ones_in, ones_in),
+        Standardization(ones_out, ones_out),
+    )
+
+
+def _same_structure(module: StandardizedMLP, skeleton: StandardizedMLP) -> bool:
+    # The same array shapes, and the same everything else (such as the activation).
+    shapes = [a.shape for a in module_arrays(module)]
+    if shapes != [a.shape for a in module_arrays(skeleton)]:
+        return False
+    return bool(
+        eqx.tree_equal(*(eqx.filter(m, eqx.is_array, inverse=True) for m in (module, skeleton)))
+    )
+
+
 def _normalized(variables) -> tuple[tuple[str, tuple[int, ...]], ...]:
     return tuple((str(name), tuple(int(n) for n in shape)) for name, shape in variables)
+
+
+def _dim(variables: tuple[tuple[str, tuple[int, ...]], ...]) -> int:
+    return int(sum(np.prod(shape, dtype=int) for _, shape in variables))
 
 
 def _describe(variables) -> str:

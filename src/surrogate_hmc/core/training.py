@@ -1,16 +1,25 @@
-"""Fitting a surrogate network with optax: held-out split, early stopping, non-finite guard."""
+"""Fitting a surrogate network: its targets, weights and losses (the loop is in ``optimize``)."""
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.tree_util import Partial
 
 from surrogate_hmc.core.network import NetworkConfig, Standardization, StandardizedMLP
+from surrogate_hmc.core.optimize import (
+    TrainingResult,
+    early_stopping,
+    guarded_adam,
+    optimizer_chunk,
+    validation_split,
+)
+from surrogate_hmc.core.validation import check_choice, check_int, check_real
 
 __all__ = ["TrainingConfig", "TrainingResult", "fit_log_density", "fit_network"]
 
@@ -57,47 +66,32 @@ class TrainingConfig:
     dtype: Literal["float32", "float64"] = "float32"
 
     def __post_init__(self) -> None:
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(
-                f"TrainingConfig.dtype must be 'float32' or 'float64', got {self.dtype!r}."
-            )
-        if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}.")
-        for name in ("batch_size", "max_steps", "eval_every", "patience"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(
-                    f"TrainingConfig.{name} must be a positive integer, got {value!r}."
-                )
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ValueError(
-                f"validation_fraction must lie in (0, 1), got {self.validation_fraction!r}."
-            )
-
-
-class TrainingResult(NamedTuple):
-    """The outcome of :func:`fit_network`.
-
-    ``validation_error`` is the root of the loss on held-out data: a mean squared error in
-    standardized output units, where typical targets have size about 1, with each example
-    weighted by ``1 / (1 + |target|^2 / dim)`` so that rare huge targets count by their relative
-    error. 0 is perfect; about 1 is no better than a constant. It is ``inf`` when training
-    produced nothing finite.
-    """
-
-    network: Any
-    validation_error: float
-    train_losses: np.ndarray
-    validation_losses: np.ndarray
-    n_steps: int
+        checked = {
+            "learning_rate": check_real(
+                "TrainingConfig.learning_rate", self.learning_rate, low=0.0, open_low=True
+            ),
+            **{
+                name: check_int(f"TrainingConfig.{name}", getattr(self, name))
+                for name in ("batch_size", "max_steps", "eval_every", "patience")
+            },
+            "validation_fraction": check_real(
+                "TrainingConfig.validation_fraction",
+                self.validation_fraction,
+                low=0.0,
+                high=1.0,
+                open_low=True,
+                open_high=True,
+            ),
+            "dtype": check_choice("TrainingConfig.dtype", self.dtype, ("float32", "float64")),
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
 
 @functools.cache
 def _optimizer(config: TrainingConfig) -> optax.GradientTransformation:
     # Cached per config so that refits reuse one compiled training step.
-    if config.optimizer is not None:
-        return config.optimizer
-    return optax.apply_if_finite(optax.adam(config.learning_rate), max_consecutive_errors=20)
+    return config.optimizer or guarded_adam(config.learning_rate)
 
 
 def _weighted_loss(params, static, x, y, weights):
@@ -117,23 +111,10 @@ def _sobolev_loss(params, static, x, y, weights):
     return total / jnp.sum(jnp.where(weights[:, 1] > 0, weights[:, 1], weights[:, 0]))
 
 
-@eqx.filter_jit
-def _train_chunk(
-    params, static, opt_state, optimizer, loss_fn, x, y, is_train, weights, key, n_steps, batch
-):
-    probabilities = is_train / jnp.sum(is_train)
-
-    def step(carry, key):
-        params, opt_state = carry
-        rows = jax.random.choice(key, x.shape[0], (batch,), p=probabilities)
-        loss, grads = jax.value_and_grad(loss_fn)(params, static, x[rows], y[rows], weights[rows])
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss
-
-    (params, opt_state), losses = jax.lax.scan(
-        step, (params, opt_state), jax.random.split(key, n_steps)
-    )
-    return params, opt_state, jnp.mean(losses)
+def _minibatch_loss(loss_fn, batch, params, static, data, key):
+    x, y, probabilities, weights = data
+    rows = jax.random.choice(key, x.shape[0], (batch,), p=probabilities)
+    return loss_fn(params, static, x[rows], y[rows], weights[rows])
 
 
 @eqx.filter_jit
@@ -155,47 +136,39 @@ def _finite_rows(*arrays: np.ndarray) -> list[np.ndarray]:
     return [a[finite] for a in arrays]
 
 
-def _validation_split(n: int, fraction: float, key: jax.Array) -> np.ndarray:
-    order = np.asarray(jax.random.permutation(key, n))
-    is_validation = np.zeros(n, dtype=bool)
-    is_validation[order[: max(1, round(fraction * n))]] = True
-    return is_validation
-
-
 def _fit(
     loss_fn, mlp, x_scaler, y_scaler, inputs, y, weights, is_validation, training, key, pad_to
 ):
     """Minimise ``loss_fn`` with early stopping on the held-out rows; keep the best network."""
     x = np.asarray(x_scaler.apply(inputs))
-    n = len(x)
-    rows = max(1 << (n - 1).bit_length(), pad_to or 0)
+    rows = max(1 << (len(x) - 1).bit_length(), pad_to or 0)
     validation_mask = is_validation.reshape(-1, *([1] * (weights.ndim - 1)))
-    dtype = jnp.dtype(training.dtype)
-    x_padded = jnp.asarray(_padded(x, rows), dtype=dtype)
-    y_padded = jnp.asarray(_padded(y, rows), dtype=dtype)
-    is_train = jnp.asarray(_padded((~is_validation).astype(float), rows), dtype=dtype)
-    train_weights = jnp.asarray(_padded(weights, rows), dtype=dtype)
-    validation_weights = jnp.asarray(_padded(validation_mask * weights, rows), dtype=dtype)
-    mlp = _cast(mlp, dtype)
 
-    def validation_loss(params):
-        return float(
-            _validation_loss(loss_fn, params, static, x_padded, y_padded, validation_weights)
-        )
+    def padded(array):
+        return jnp.asarray(_padded(array, rows), dtype=training.dtype)
 
-    optimizer = _optimizer(training)
-    params, static = eqx.partition(mlp, eqx.is_inexact_array)
+    x_padded, y_padded = padded(x), padded(y)
+    is_train = padded((~is_validation).astype(float))
+    # The padding rows have probability 0: a minibatch is drawn from the training rows only.
+    data = (x_padded, y_padded, is_train / jnp.sum(is_train), padded(weights))
+    validation = (x_padded, y_padded, padded(validation_mask * weights))
     batch = min(training.batch_size, int((~is_validation).sum()))
+    batch_loss = Partial(_minibatch_loss, loss_fn, batch)
+    optimizer = _optimizer(training)
+    params, static = eqx.partition(_cast(mlp, training.dtype), eqx.is_inexact_array)
 
     def run_chunk(params, opt_state, key):
-        return _train_chunk(
-            params, static, opt_state, optimizer, loss_fn, x_padded, y_padded, is_train,
-            train_weights, key, training.eval_every, batch,
-        )  # fmt: skip
+        return optimizer_chunk(
+            params, static, opt_state, optimizer, batch_loss, data, key, training.eval_every
+        )
+
+    def validation_loss(params):
+        return float(_validation_loss(loss_fn, params, static, *validation))
 
     result = early_stopping(
-        run_chunk, validation_loss, params, optimizer.init(params), training, key
-    )
+        run_chunk, validation_loss, params, optimizer.init(params), key,
+        max_steps=training.max_steps, eval_every=training.eval_every, patience=training.patience,
+    )  # fmt: skip
     best = _cast(eqx.combine(result.network, static), jnp.float64)
     return result._replace(network=StandardizedMLP(best, x_scaler, y_scaler))
 
@@ -203,36 +176,6 @@ def _fit(
 def _cast(module, dtype):
     return jax.tree.map(
         lambda leaf: leaf.astype(dtype) if eqx.is_inexact_array(leaf) else leaf, module
-    )
-
-
-def early_stopping(run_chunk, validation_loss, params, opt_state, training, key) -> TrainingResult:
-    """Run ``eval_every`` optimizer steps at a time until the validation loss stops improving.
-
-    ``run_chunk(params, opt_state, key)`` returns the updated ``(params, opt_state,
-    mean_train_loss)``. The result's ``network`` holds the best ``params`` seen.
-    """
-    best_params, best_loss = params, validation_loss(params)
-    train_losses, validation_losses = [], []
-    n_steps, stale = 0, 0
-    for chunk_key in jax.random.split(key, max(1, training.max_steps // training.eval_every)):
-        params, opt_state, train_loss = run_chunk(params, opt_state, chunk_key)
-        n_steps += training.eval_every
-        loss = validation_loss(params)
-        train_losses.append(float(train_loss))
-        validation_losses.append(loss)
-        if np.isfinite(loss) and (not np.isfinite(best_loss) or loss < best_loss * (1 - 1e-3)):
-            best_params, best_loss, stale = params, loss, 0
-        else:
-            stale += 1
-            if stale >= training.patience:
-                break
-    return TrainingResult(
-        network=best_params,
-        validation_error=float(np.sqrt(best_loss)) if np.isfinite(best_loss) else float("inf"),
-        train_losses=np.asarray(train_losses),
-        validation_losses=np.asarray(validation_losses),
-        n_steps=n_steps,
     )
 
 
@@ -249,7 +192,10 @@ def fit_network(
     """Fit a :class:`StandardizedMLP` from ``inputs`` to ``targets`` (rows are examples).
 
     Rows with a non-finite input or target are ignored. The network returned is the one with the
-    lowest validation loss seen (see :class:`TrainingResult` for the loss).
+    lowest validation loss seen. That loss is a mean squared error in standardized output units,
+    where typical targets have size about 1, with each example weighted by
+    ``1 / (1 + |target|^2 / dim)`` so that rare huge targets count by their relative error; the
+    result's ``validation_error`` is its root: 0 is perfect, about 1 no better than a constant.
 
     With ``targets_are_gradients``, the targets are gradients of a function of the inputs and
     are measured in units of ``1 / input scale``: an error of 1 in those units is an energy error
@@ -271,7 +217,7 @@ def fit_network(
     """
     inputs, targets = _finite_rows(inputs, targets)
     split_key, init_key, train_key = jax.random.split(key, 3)
-    is_validation = _validation_split(len(inputs), training.validation_fraction, split_key)
+    is_validation = validation_split(len(inputs), training.validation_fraction, split_key)
 
     x_scaler = Standardization.fit(inputs[~is_validation])
     y_scaler = Standardization.fit(targets[~is_validation])
@@ -346,7 +292,7 @@ def fit_log_density(
     if not has_gradient.any():
         raise ValueError("At least one training example needs a finite gradient.")
     split_key, init_key, train_key = jax.random.split(key, 3)
-    is_validation = _validation_split(len(positions), training.validation_fraction, split_key)
+    is_validation = validation_split(len(positions), training.validation_fraction, split_key)
 
     dim = positions.shape[1]
     if start_from is None:

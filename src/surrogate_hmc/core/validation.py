@@ -93,6 +93,8 @@ def check_real(
 
 def _describe(low: float, high: float, open_low: bool, open_high: bool) -> str:
     if high == float("inf"):
+        if low == 0 and open_low:
+            return "a positive number"
         if low == float("-inf"):
             return "a finite number"
         return f"a number {'>' if open_low else '>='} {low:g}"
