@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from surrogate_hmc.core.delayed_acceptance import DAState, delayed_acceptance_transition
-from surrogate_hmc.core.surrogate import surrogate_nuts
+from surrogate_hmc.core.compiled import surrogate_nuts
 from tests.helpers import assert_moments, moment_z_scores
 
 MEAN, SCALE = np.array([1.0, -1.0]), np.array([1.0, 2.0])

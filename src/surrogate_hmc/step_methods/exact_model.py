@@ -52,7 +52,7 @@ class ExactModel:
     ...     nuts = pm.NUTS()
     >>> exact = ExactModel(model, nuts.vars, model.initial_point(), nuts.integrator)
     >>> exact.record = ExactRecord(TrainingBuffer(capacity=8, dim=2), collecting=True)
-    >>> exact.logp(np.zeros(2)) == exact.logp_and_gradient(np.zeros(2))[0]
+    >>> bool(exact.logp(np.zeros(2)) == exact.logp_and_gradient(np.zeros(2))[0])
     True
     >>> exact.record.ledger.n_logp, exact.record.ledger.n_grad, len(exact.record.buffer)
     (1, 1, 1)

@@ -1,9 +1,12 @@
 """The warnings a sampler gives, and their words."""
 
+import numpy as np
+
 from surrogate_hmc.core.costs import CostLedger
 from surrogate_hmc.core.lifecycle import TrainingRecord
 
 __all__ = [
+    "MIN_SPEEDUP_PER_DRAW",
     "SurrogateCostWarning",
     "SurrogateWarning",
     "given_failed_pilot",
@@ -58,8 +61,18 @@ def given_failed_pilot(record: TrainingRecord) -> str:
     )
 
 
-def too_cheap(ledger: CostLedger, records: tuple[TrainingRecord, ...]) -> str:
-    """A surrogate draw is not clearly cheaper than an exact NUTS iteration."""
+MIN_SPEEDUP_PER_DRAW = 2.0
+"""Below this a surrogate cannot pay for its exact phase and training."""
+
+
+def too_cheap(ledger: CostLedger, records: tuple[TrainingRecord, ...]) -> str | None:
+    """Why a surrogate draw is not clearly cheaper than an exact NUTS iteration (``None``: it is).
+
+    Judged on the recent tuning iterations of both phases; ``None`` too until both were seen.
+    """
+    speedup = ledger.speedup_per_iteration()
+    if not np.isfinite(speedup) or speedup >= MIN_SPEEDUP_PER_DRAW:
+        return None
     exact, surrogate = ledger.median_iteration_seconds(0), ledger.median_iteration_seconds(1)
     training = sum(record.seconds for record in records)
     return (

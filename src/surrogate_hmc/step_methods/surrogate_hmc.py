@@ -59,8 +59,6 @@ __all__ = ["SurrogateCostWarning", "SurrogateHMC", "SurrogateWarning"]
 
 REUSE_AFTER = 50
 """Exact iterations that take a chain to the posterior before a given surrogate is piloted."""
-MIN_SPEEDUP_PER_DRAW = 2.0
-"""Below this a surrogate cannot pay for its exact phase and training."""
 LEARN_GRADIENT_ABOVE = 0.1
 """|log ratio| (nats) at a proposal above which its exact gradient is learned before the refit."""
 
@@ -429,7 +427,10 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         chain.life, action = self._lifecycle.final(chain.life)
         chain.exact.collecting = False
         if action is Action.FREEZE:
-            self._warn_if_too_cheap()
+            too_cheap = messages.too_cheap(chain.exact.ledger, chain.life.records)
+            if too_cheap and not self._cost_warned:
+                self._cost_warned = True
+                warnings.warn(too_cheap, SurrogateCostWarning, stacklevel=2)
             if self.save_to is not None:
                 trained = self.trained_surrogate
                 assert trained is not None
@@ -445,15 +446,6 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
                     stacklevel=2,
                 )
         super().stop_tuning()
-
-    def _warn_if_too_cheap(self) -> None:
-        ledger = self.chain.exact.ledger
-        speedup = ledger.speedup_per_iteration()
-        if self._cost_warned or not np.isfinite(speedup) or speedup >= MIN_SPEEDUP_PER_DRAW:
-            return
-        self._cost_warned = True
-        message = messages.too_cheap(ledger, self.chain.life.records)
-        warnings.warn(message, SurrogateCostWarning, stacklevel=3)
 
     # -- what a chain leaves behind -------------------------------------------------------------
 
