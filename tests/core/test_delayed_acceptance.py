@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from surrogate_hmc.core.delayed_acceptance import DAState, delayed_acceptance_transition
 from surrogate_hmc.core.compiled import surrogate_nuts
+from surrogate_hmc.core.delayed_acceptance import DAState, delayed_acceptance_transition
 from tests.helpers import assert_moments, moment_z_scores
 
 MEAN, SCALE = np.array([1.0, -1.0]), np.array([1.0, 2.0])
