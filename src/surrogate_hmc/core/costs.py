@@ -1,4 +1,4 @@
-"""What a chain has spent: exact evaluations (counts and seconds), iterations, trainings."""
+"""What a chain has spent: exact evaluations (counts and seconds) and the time of its iterations."""
 
 from collections import deque
 from dataclasses import dataclass, field

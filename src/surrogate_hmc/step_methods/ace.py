@@ -24,6 +24,7 @@ from surrogate_hmc.step_methods.model_functions import (
     exact_prior_logdensity,
 )
 from surrogate_hmc.step_methods.options import MASS_MATRIX_WINDOW
+from surrogate_hmc.step_methods.processes import INTERRUPTS, refuse_fork_after_jax
 
 __all__ = ["ACE"]
 
@@ -180,6 +181,8 @@ class ACE(ArrayStepShared):
         return state
 
     def _reset_chain(self) -> None:
+        INTERRUPTS.watch()
+        INTERRUPTS.forget()
         self.tune = True
         self.iter_count = 0
         self.potential = QuadPotentialDiagAdapt(
@@ -207,6 +210,7 @@ class ACE(ArrayStepShared):
 
     def astep(self, q0: RaveledVars) -> tuple[RaveledVars, list[dict[str, Any]]]:
         """One NUTS transition on the generalized-Bayes log-density."""
+        INTERRUPTS.raise_missed()
         perf_start, process_start = time.perf_counter(), time.process_time()
         if self.kernel_state is None:
             step_size = INITIAL_STEP_SCALE / self._dim**0.25
@@ -227,15 +231,7 @@ class ACE(ArrayStepShared):
 
     def _gbi_logdensity(self) -> GBILogDensity:
         if self._surrogate is None:
-            from jax._src.xla_bridge import backends_are_initialized
-
-            if os.getpid() != self._parent_pid and backends_are_initialized():
-                raise RuntimeError(
-                    "This chain's process was forked from one that had already run JAX, and "
-                    "JAX cannot run after such a fork. Sample with "
-                    "pm.sample(..., mp_ctx='forkserver') (or cores=1), or fit the CostEstimator "
-                    "in a fresh Python process before sampling."
-                )
+            refuse_fork_after_jax(self._parent_pid, "ACE's cost network")
             prior = exact_prior_logdensity(self._model, self.vars, self._variables)
             if prior is None:
                 raise ValueError(

@@ -11,6 +11,7 @@ __all__ = [
     "SurrogateWarning",
     "given_failed_pilot",
     "never_switched",
+    "not_saved",
     "too_cheap",
     "too_short",
 ]
@@ -82,4 +83,13 @@ def too_cheap(ledger: CostLedger, records: tuple[TrainingRecord, ...]) -> str | 
         f"{ledger.milliseconds_per_logp():.3f} ms), a speed-up of {exact / surrogate:.1f}x per "
         f"draw, after {training:.1f} s of training. Plain pm.sample() is likely faster here; "
         "sampling continues with the surrogate, which stays exact."
+    )
+
+
+def not_saved(path, error: OSError) -> str:
+    """The surrogate could not be written at the end of tuning."""
+    return (
+        f"Could not save the surrogate to {str(path)!r} ({type(error).__name__}: {error}); "
+        "sampling goes on with it. Give save_to a path in a writable directory, or, with "
+        "cores=1, save step.trained_surrogate yourself after sampling."
     )

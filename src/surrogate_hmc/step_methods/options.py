@@ -1,6 +1,8 @@
 """``SurrogateHMC``'s constructor arguments, checked and resolved before any sampling."""
 
 import os
+import tempfile
+from pathlib import Path
 from typing import Any, Literal
 
 from pymc.step_methods.hmc.quadpotential import QuadPotentialDiagAdapt
@@ -82,9 +84,40 @@ def resolve_trajectory(
 
 
 def check_save_to(save_to: Any) -> None:
-    """Refuse a ``save_to`` that is not a path."""
-    if save_to is not None and not isinstance(save_to, str | os.PathLike):
+    """Refuse a ``save_to`` that is not a path to a file that can be written, before sampling.
+
+    The directory must exist, and a file must be creatable in it (tried with a temporary file,
+    which is removed); the surrogate itself is written at the end of tuning.
+    """
+    if save_to is None:
+        return
+    if not isinstance(save_to, str | os.PathLike):
         raise TypeError(f"save_to must be a path, got {type(save_to).__name__}.")
+    path = Path(save_to)
+    if path.is_dir():
+        raise ValueError(
+            f"save_to must be the path of a file, but {str(path)!r} is a directory: for example "
+            f"save_to={str(path / 'surrogate.npz')!r}."
+        )
+    directory = path.parent
+    if not directory.exists():
+        raise ValueError(
+            f"save_to: the directory {str(directory)!r} does not exist; create it first or "
+            "choose another path."
+        )
+    if not directory.is_dir():
+        raise ValueError(
+            f"save_to: {str(directory)!r} is not a directory, so {str(path)!r} cannot be "
+            "written there."
+        )
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"save_to: the directory {str(directory)!r} is not writable "
+            f"({type(error).__name__}: {error})."
+        ) from None
 
 
 def check_numbers(buffer_size: Any, target_accept: Any, surrogate_transitions: Any) -> None:

@@ -49,6 +49,7 @@ from surrogate_hmc.step_methods.model_functions import (
     exact_priors,
     prior_is_separable,
 )
+from surrogate_hmc.step_methods.processes import INTERRUPTS, refuse_fork_after_jax
 from surrogate_hmc.step_methods.progress import PhaseProgressBar
 from surrogate_hmc.step_methods.pymc_internals import (
     inverse_mass_diagonal,
@@ -236,6 +237,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         self._exact = ExactModel(model, value_vars, initial_point, self.integrator)
         self._prior: ExactPriors | None = None
         self._cost_warned = False
+        self._parent_pid = os.getpid()
         self._start_chain(tune=None, warn=False)
 
     # -- chains ---------------------------------------------------------------------------------
@@ -251,6 +253,9 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         self._exact.record = chain.exact
 
     def _start_chain(self, tune: int | None, warn: bool = True) -> None:
+        refuse_fork_after_jax(self._parent_pid, "training the surrogate")
+        INTERRUPTS.watch()
+        INTERRUPTS.forget()
         tune = DEFAULT_TUNE if tune is None else tune
         self._lifecycle = Lifecycle(
             self.schedule.plan(tune, self.surrogate_kind),
@@ -295,6 +300,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
 
     def astep(self, q0: RaveledVars) -> tuple[RaveledVars, StatsType]:
         """Exact NUTS or the surrogate kernel, then the lifecycle decides what comes next."""
+        INTERRUPTS.raise_missed()
         perf_start, process_start = time.perf_counter(), time.process_time()
         chain, iteration = self.chain, self.iter_count
         phase = chain.life.phase
@@ -432,9 +438,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
                 self._cost_warned = True
                 warnings.warn(too_cheap, SurrogateCostWarning, stacklevel=2)
             if self.save_to is not None:
-                trained = self.trained_surrogate
-                assert trained is not None
-                trained.save(self.save_to)
+                self._save(self.save_to)
         else:
             chain.kernel = chain.in_use = None
             if self._lifecycle.never_switched(chain.life):
@@ -446,6 +450,14 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
                     stacklevel=2,
                 )
         super().stop_tuning()
+
+    def _save(self, path: str | os.PathLike) -> None:
+        trained = self.trained_surrogate
+        assert trained is not None, "a frozen surrogate kernel has a surrogate"
+        try:
+            trained.save(path)
+        except OSError as error:
+            warnings.warn(messages.not_saved(path, error), SurrogateWarning, stacklevel=3)
 
     # -- what a chain leaves behind -------------------------------------------------------------
 

@@ -1,0 +1,139 @@
+"""Faults around a run: where the surrogate is saved, forked processes, Ctrl-C.
+
+Each case has a defined outcome: a clear error before any sampling, or a warning while the run
+goes on and its trace is kept.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pymc as pm
+import pytest
+
+import surrogate_hmc as shmc
+
+QUICK = shmc.Schedule(start=50, every=50, stop=100)
+SAMPLE = {"progressbar": False, "compute_convergence_checks": False, "cores": 1}
+
+
+def normal_model():
+    with pm.Model() as model:
+        pm.Normal("x", 1.0, 2.0, shape=2)
+    return model
+
+
+@pytest.mark.parametrize(
+    ("where", "match"),
+    [
+        ("missing", r"save_to: the directory '.*no_such_dir' does not exist"),
+        ("under_a_file", r"save_to: '.*plain_file' is not a directory"),
+        ("a_directory", r"save_to must be the path of a file, but '.*' is a directory"),
+        ("unwritable", r"save_to: the directory '/proc' is not writable"),
+    ],
+)
+def test_a_save_to_that_cannot_be_written_is_refused_before_sampling(tmp_path, where, match):
+    (tmp_path / "plain_file").write_text("not a directory")
+    save_to = {
+        "missing": tmp_path / "no_such_dir" / "s.npz",
+        "under_a_file": tmp_path / "plain_file" / "s.npz",
+        "a_directory": tmp_path,
+        "unwritable": "/proc/s.npz",
+    }[where]
+    with normal_model(), pytest.raises(ValueError, match=match):
+        shmc.SurrogateHMC(save_to=save_to)
+
+
+def test_a_surrogate_that_cannot_be_written_after_tuning_is_a_warning_and_the_trace_is_kept(
+    tmp_path,
+):
+    directory = tmp_path / "gone"
+    directory.mkdir()
+    with normal_model():
+        step = shmc.SurrogateHMC(surrogate="logp", schedule=QUICK, save_to=directory / "s.npz")
+        directory.rmdir()  # removed while sampling runs
+        with pytest.warns(
+            shmc.SurrogateWarning, match=r"Could not save the surrogate to '.*s\.npz'"
+        ):
+            idata = pm.sample(step=step, tune=200, draws=100, chains=1, random_seed=1, **SAMPLE)
+    assert np.asarray(idata["posterior"]["x"]).shape == (1, 100, 2)
+    assert step.trained_surrogate is not None, "the surrogate can still be saved by hand"
+
+
+FORK_AFTER_JAX = textwrap.dedent(
+    """
+    import jax, jax.numpy as jnp, pymc as pm, surrogate_hmc as shmc
+    jax.jit(lambda x: x + 1)(jnp.ones(2)).block_until_ready()  # the user's own JAX code
+    with pm.Model():
+        pm.Normal("x", shape=2)
+        try:
+            pm.sample(step=shmc.SurrogateHMC(), tune=100, draws=10, chains=2, cores=2,
+                      progressbar=False, compute_convergence_checks=False)
+        except Exception as error:
+            print("error:", error)
+        else:
+            print("sampled")
+    """
+)
+
+
+def test_chains_forked_after_the_users_jax_get_a_clear_error_not_a_hang():
+    result = subprocess.run(
+        [sys.executable, "-c", FORK_AFTER_JAX],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ | {"PYTHONWARNINGS": "ignore"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "forked from one that had already run JAX" in result.stdout + result.stderr
+    assert "mp_ctx='forkserver'" in result.stdout + result.stderr
+
+
+SWALLOWED_INTERRUPT = textwrap.dedent(
+    """
+    import gc, signal, sys, warnings
+    import pymc as pm, surrogate_hmc as shmc
+    warnings.simplefilter("ignore")
+
+    def interrupt_inside_a_gc_callback(trace, draw):
+        # Ctrl-C landing while the garbage collector runs a callback (JAX registers one):
+        # Python prints "Exception ignored" and the KeyboardInterrupt is lost.
+        if draw.draw_idx == 60 and draw.chain == 0:
+            def callback(phase, info):
+                if phase == "start":
+                    gc.callbacks.remove(callback)
+                    signal.raise_signal(signal.SIGINT)
+            gc.callbacks.append(callback)
+            gc.collect()
+
+    with pm.Model():
+        pm.Normal("x", shape=2)
+        step = (pm.NUTS() if sys.argv[1] == "nuts"
+                else shmc.SurrogateHMC(schedule=shmc.Schedule(start=20, stop=20)))
+        idata = pm.sample(step=step, tune=50, draws=500, chains=1, cores=1, random_seed=1,
+                          progressbar=False, compute_convergence_checks=False,
+                          callback=interrupt_inside_a_gc_callback)
+    print("draws", idata["posterior"]["x"].shape[1])
+    """
+)
+
+
+def draws_after_a_swallowed_interrupt(sampler: str) -> int:
+    result = subprocess.run(
+        [sys.executable, "-c", SWALLOWED_INTERRUPT, sampler],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return int(result.stdout.split("draws")[-1])
+
+
+def test_an_interrupt_swallowed_by_a_gc_callback_still_stops_sampling():
+    # PyMC's NUTS loses it (the negative control: the check can fail) ...
+    assert draws_after_a_swallowed_interrupt("nuts") == 500
+    # ... SurrogateHMC stops at its next step and PyMC returns the partial trace.
+    assert draws_after_a_swallowed_interrupt("surrogate") < 100
