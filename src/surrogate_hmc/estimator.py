@@ -14,6 +14,8 @@ from surrogate_hmc.core.cost import CostNetwork, augmented_targets, build_cost_n
 from surrogate_hmc.core.distances import DISTANCES, resolve
 from surrogate_hmc.core.network import NetworkConfig
 from surrogate_hmc.core.persistence import (
+    all_finite,
+    archive_error,
     module_arrays,
     module_from_arrays,
     numbered_arrays,
@@ -31,7 +33,9 @@ from surrogate_hmc.simulation import (
 
 __all__ = ["CostEstimator"]
 
-_FORMAT = "surrogate-hmc-cost/2"
+_FORMAT = "surrogate-hmc-cost/3"
+_RECREATE = "fit the estimator again with shmc.CostEstimator.fit(model) and save it"
+_WHAT = "cost estimator"
 _ACE_TRAINING = TrainingConfig(batch_size=256, max_steps=5000, patience=8)
 
 
@@ -270,23 +274,48 @@ class CostEstimator:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "CostEstimator":
-        """Read an estimator written by :meth:`save`."""
-        metadata, data = read_archive(path, _FORMAT, "cost estimator")
-        estimator = cls(
-            variables=tuple((name, tuple(shape)) for name, shape in metadata["variables"]),
-            data_shape=tuple(metadata["data_shape"]),
-            iid_trials=bool(metadata["iid_trials"]),
-            distance=metadata["distance"],
-            network=NetworkConfig(**metadata["network"]),
-            embedding_size=int(metadata["embedding_size"]),
-            arrays=numbered_arrays(data),
-            n_simulations=int(metadata["n_simulations"]),
-            n_failed=int(metadata["n_failed"]),
-            validation_error=float(metadata["validation_error"]),
-            train_losses=data["train_losses"],
-            validation_losses=data["validation_losses"],
-        )
-        estimator.build()  # refuse a damaged file now, not when sampling
+        """Read an estimator written by :meth:`save`.
+
+        Raises
+        ------
+        FileNotFoundError
+            If there is no file at ``path``.
+        ValueError
+            If the file is damaged, altered, written by another program or version, or holds
+            arrays that do not make the network it records: the message names the file and says
+            what is wrong.
+        """
+        metadata, data = read_archive(path, _FORMAT, _WHAT, recreate=_RECREATE)
+        try:
+            estimator = cls(
+                variables=tuple((name, tuple(shape)) for name, shape in metadata["variables"]),
+                data_shape=tuple(metadata["data_shape"]),
+                iid_trials=bool(metadata["iid_trials"]),
+                distance=metadata["distance"],
+                network=NetworkConfig(**metadata["network"]),
+                embedding_size=int(metadata["embedding_size"]),
+                arrays=numbered_arrays(data),
+                n_simulations=int(metadata["n_simulations"]),
+                n_failed=int(metadata["n_failed"]),
+                validation_error=float(metadata["validation_error"]),
+                train_losses=data["train_losses"],
+                validation_losses=data["validation_losses"],
+            )
+        except KeyError as error:
+            raise archive_error(path, _WHAT, f"it lacks {error}") from error
+        except (TypeError, ValueError) as error:
+            reason = f"its records are invalid ({str(error).rstrip('.')})"
+            raise archive_error(path, _WHAT, reason) from error
+        try:  # refuse a damaged file now, not when sampling
+            estimator.build()
+        except (TypeError, ValueError) as error:
+            reason = (
+                f"its arrays do not fit the network it records ({estimator.network} for "
+                f"{estimator.dim} parameters and data of shape {estimator.data_shape})"
+            )
+            raise archive_error(path, _WHAT, reason) from error
+        if not all_finite(estimator.arrays):
+            raise archive_error(path, _WHAT, "its network weights are not all finite numbers")
         return estimator
 
 

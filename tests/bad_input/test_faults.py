@@ -137,3 +137,31 @@ def test_an_interrupt_swallowed_by_a_gc_callback_still_stops_sampling():
     assert draws_after_a_swallowed_interrupt("nuts") == 500
     # ... SurrogateHMC stops at its next step and PyMC returns the partial trace.
     assert draws_after_a_swallowed_interrupt("surrogate") < 100
+
+
+GIVEN_BEFORE_FORK = textwrap.dedent(
+    """
+    import sys, pymc as pm, surrogate_hmc as shmc
+    from jax._src.xla_bridge import backends_are_initialized
+    with pm.Model():
+        pm.Normal("x", 1.0, 2.0, shape=2)
+        shmc.SurrogateHMC(surrogate=sys.argv[1])
+    print("jax started" if backends_are_initialized() else "jax not started")
+    """
+)
+
+
+def test_a_given_surrogate_is_checked_without_starting_jax_in_the_parent(tmp_path):
+    # Chains forked from the parent can then use JAX (see the fork test above).
+    path = tmp_path / "s.npz"
+    with normal_model():
+        step = shmc.SurrogateHMC(surrogate="logp", schedule=QUICK, save_to=path)
+        pm.sample(step=step, tune=200, draws=10, chains=1, random_seed=1, **SAMPLE)
+    result = subprocess.run(
+        [sys.executable, "-c", GIVEN_BEFORE_FORK, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("jax not started")

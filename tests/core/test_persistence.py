@@ -1,5 +1,8 @@
 """Modules as arrays and back; archives; a TrainedSurrogate that records its network truly."""
 
+import json
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -69,13 +72,47 @@ def test_archives_round_trip_and_refuse_foreign_files(tmp_path):
     assert metadata == {"format": "demo/1", "n": 3}
     assert [a.tolist() for a in numbered_arrays(read)] == [[0, 1, 2], [1.0, 1.0]]
     assert list(tmp_path.iterdir()) == [path]  # no partial file left behind
-    with pytest.raises(ValueError, match="is not a demo saved by surrogate-hmc"):
-        read_archive(path, "demo/2", "demo")
+    name = re.escape(repr(str(path)))
+    with pytest.raises(ValueError, match=f"{name} is not a demo saved by surrogate-hmc: it was"):
+        read_archive(path, "other/1", "demo")
+    with pytest.raises(ValueError, match=f"{name} is a demo written by an older surrogate-hmc"):
+        read_archive(path, "demo/2", "demo", recreate="make it again")
+    with pytest.raises(ValueError, match="must be re-created: make it again"):
+        read_archive(path, "demo/2", "demo", recreate="make it again")
+    with pytest.raises(ValueError, match=f"{name} is a demo written by a newer surrogate-hmc"):
+        read_archive(path, "demo/0", "demo")
     (tmp_path / "b.npz").write_text("not an archive")
-    with pytest.raises(ValueError, match="is not a demo saved by surrogate-hmc"):
+    with pytest.raises(ValueError, match="is not a demo saved by surrogate-hmc: it is not a"):
         read_archive(tmp_path / "b.npz", "demo/1", "demo")
     with pytest.raises(FileNotFoundError, match="No saved demo"):
         read_archive(tmp_path / "c.npz", "demo/1", "demo")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda metadata, arrays: metadata.update(n=4),
+        lambda metadata, arrays: arrays.update(x=np.arange(3.0)),
+        lambda metadata, arrays: arrays.update(x=np.arange(3).reshape(3, 1)),
+        lambda metadata, arrays: arrays.update(y=np.zeros(0)),
+        lambda metadata, arrays: arrays.pop("x"),
+    ],
+    ids=["metadata", "dtype", "shape", "extra array", "missing array"],
+)
+def test_the_checksum_covers_metadata_and_every_array(tmp_path, change):
+    path = write_archive(tmp_path / "a.npz", {"format": "demo/1", "n": 3}, {"x": np.arange(3)})
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files}
+    metadata = json.loads(str(arrays.pop("metadata")))
+    change(metadata, arrays)
+    np.savez(path, metadata=np.asarray(json.dumps(metadata)), **arrays)
+    with pytest.raises(ValueError, match="its contents do not match their checksum"):
+        read_archive(path, "demo/1", "demo")
+
+
+def test_names_the_checksum_needs_are_reserved(tmp_path):
+    with pytest.raises(ValueError, match="reserved"):
+        write_archive(tmp_path / "a.npz", {"format": "demo/1", "checksum": "0"}, {})
 
 
 def trained(surrogate, network: NetworkConfig) -> TrainedSurrogate:

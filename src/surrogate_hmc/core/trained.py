@@ -1,5 +1,6 @@
 """A trained surrogate as plain data: saved after one run, reused by the next."""
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -10,6 +11,8 @@ import numpy as np
 
 from surrogate_hmc.core.network import NetworkConfig, Standardization, StandardizedMLP
 from surrogate_hmc.core.persistence import (
+    all_finite,
+    archive_error,
     module_arrays,
     module_from_arrays,
     numbered_arrays,
@@ -19,9 +22,10 @@ from surrogate_hmc.core.persistence import (
 from surrogate_hmc.core.surrogate import SURROGATE_KINDS, AbstractLearnedSurrogate, SurrogateKind
 from surrogate_hmc.core.validation import check_choice
 
-__all__ = ["TrainedSurrogate"]
+__all__ = ["TrainedSurrogate", "network_shapes"]
 
-_FORMAT = "surrogate-hmc/1"
+_FORMAT = "surrogate-hmc/2"
+_RECREATE = "run SurrogateHMC again with save_to to save a new one"
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,12 +152,15 @@ class TrainedSurrogate:
                 "This surrogate learned only the expensive part of the log-density and needs "
                 "the exact prior added back, but none was given."
             )
-        network = module_from_arrays(
+        network = self._network()
+        return SURROGATE_KINDS[self.kind](network, exact_logdensity if self.exact_prior else None)
+
+    def _network(self) -> StandardizedMLP:
+        return module_from_arrays(
             _skeleton(self.kind, self.dim, self.network),
             self.arrays,
             f"a {self.network} network for dimension {self.dim}",
         )
-        return SURROGATE_KINDS[self.kind](network, exact_logdensity if self.exact_prior else None)
 
     def check_variables(self, variables) -> None:
         """Raise a ``ValueError`` unless ``variables`` are the ``(name, shape)`` trained on."""
@@ -189,22 +196,82 @@ class TrainedSurrogate:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TrainedSurrogate":
-        """Read a surrogate written by :meth:`save`."""
+        """Read a surrogate written by :meth:`save`.
+
+        Raises
+        ------
+        FileNotFoundError
+            If there is no file at ``path`` (nor at ``path`` with ``.npz`` appended).
+        ValueError
+            If the file is damaged, altered, written by another program or version, or holds
+            weights and settings that do not make a usable surrogate: the message names the
+            file and says what is wrong.
+        """
         path = Path(path)
         if not path.exists() and path.with_name(path.name + ".npz").exists():
             path = path.with_name(path.name + ".npz")
-        metadata, data = read_archive(path, _FORMAT, "surrogate")
-        return cls(
-            kind=metadata["kind"],
-            variables=tuple((name, tuple(shape)) for name, shape in metadata["variables"]),
-            network=NetworkConfig(**metadata["network"]),
-            arrays=numbered_arrays(data),
-            exact_prior=bool(metadata["exact_prior"]),
-            step_size=float(metadata["step_size"]),
-            inverse_mass=data["inverse_mass"],
-            trajectory_lengths=data["trajectory_lengths"],
-            center=data["center"],
+        metadata, data = read_archive(path, _FORMAT, "surrogate", recreate=_RECREATE)
+        try:
+            trained = cls(
+                kind=metadata["kind"],
+                variables=tuple((name, tuple(shape)) for name, shape in metadata["variables"]),
+                network=NetworkConfig(**metadata["network"]),
+                arrays=numbered_arrays(data),
+                exact_prior=bool(metadata["exact_prior"]),
+                step_size=float(metadata["step_size"]),
+                inverse_mass=data["inverse_mass"],
+                trajectory_lengths=data["trajectory_lengths"],
+                center=data["center"],
+            )
+        except KeyError as error:
+            raise archive_error(path, "surrogate", f"it lacks {error}") from error
+        except (TypeError, ValueError) as error:
+            reason = f"its records are invalid ({str(error).rstrip('.')})"
+            raise archive_error(path, "surrogate", reason) from error
+        fault = _fault(trained, np.shape(data["trajectory_lengths"]))
+        if fault is not None:
+            raise archive_error(path, "surrogate", fault)
+        return trained
+
+
+def _fault(trained: TrainedSurrogate, lengths_shape: tuple[int, ...]) -> str | None:
+    # What makes a loaded surrogate unusable, if anything. Checked without running JAX: a
+    # surrogate loaded before pm.sample must not start JAX in a process that forks chains.
+    expected = network_shapes(trained.network, trained.dim, 1 if trained.kind == "logp" else None)
+    if [np.shape(a) for a in trained.arrays] != expected:
+        return (
+            f"its arrays do not fit the network it records ({trained.network} for dimension "
+            f"{trained.dim})"
         )
+    if not all_finite(trained.arrays):
+        return "its network weights are not all finite numbers"
+    if not all_finite([trained.inverse_mass], positive=True):
+        return "its inverse mass matrix is not all positive and finite"
+    if not all_finite([np.asarray(trained.center)]):
+        return "its center is not finite"
+    lengths = trained.trajectory_lengths
+    if len(lengths_shape) != 1 or lengths.size == 0 or not all_finite([lengths], positive=True):
+        return "its trajectory lengths are not a list of positive, finite numbers"
+    if not (math.isfinite(trained.step_size) and trained.step_size > 0):
+        return f"its step size {trained.step_size} is not positive and finite"
+    return None
+
+
+def network_shapes(network: NetworkConfig, dim: int, out: int | None) -> list[tuple[int, ...]]:
+    """The array shapes of a :class:`StandardizedMLP` from ``dim`` inputs to ``out`` (or ``dim``).
+
+    In tree order: each layer's weight and bias, then the input and output standardizations.
+    Computed, not built, so that checking a file runs no JAX.
+
+    Examples
+    --------
+    >>> network_shapes(NetworkConfig(width=4, depth=1), dim=2, out=1)
+    [(4, 2), (4,), (1, 4), (1,), (2,), (2,), (1,), (1,)]
+    """
+    out = dim if out is None else out
+    sizes = [dim, *[network.width] * network.depth, out]
+    layers = [[(n_out, n_in), (n_out,)] for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)]
+    return [shape for layer in layers for shape in layer] + [(dim,), (dim,), (out,), (out,)]
 
 
 def _skeleton(kind: SurrogateKind, dim: int, network: NetworkConfig) -> StandardizedMLP:
