@@ -1,5 +1,6 @@
 """A trained surrogate as plain data: saved after one run, reused by the next."""
 
+import itertools
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -270,7 +271,7 @@ def network_shapes(network: NetworkConfig, dim: int, out: int | None) -> list[tu
     """
     out = dim if out is None else out
     sizes = [dim, *[network.width] * network.depth, out]
-    layers = [[(n_out, n_in), (n_out,)] for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)]
+    layers = [[(n_out, n_in), (n_out,)] for n_in, n_out in itertools.pairwise(sizes)]
     return [shape for layer in layers for shape in layer] + [(dim,), (dim,), (out,), (out,)]
 
 
