@@ -47,7 +47,10 @@ html_theme_options = {
     "footer_end": ["sphinx-version", "theme-version"],
 }
 # The guide's pages have no sub-pages to list on the left; the API reference has.
-_GUIDE = ["index", "getting_started", "how_it_works", "options", "diagnostics", "examples"]
+_GUIDE = [
+    "index", "getting_started", "how_it_works", "options", "diagnostics", "what_can_go_wrong",
+    "examples",
+]  # fmt: skip
 html_sidebars = {page: [] for page in [*_GUIDE, "benchmarks", "architecture"]}
 
 

@@ -1,4 +1,7 @@
-"""plot_diagnostics: the plotted data are the trace's stats; the surrogate_error stat is right."""
+"""plot_diagnostics: the plotted data are the trace's stats; the surrogate_error stat is right.
+
+What plot_diagnostics refuses: tests/bad_input/test_diagnostics.py.
+"""
 
 from types import SimpleNamespace
 
@@ -238,8 +241,6 @@ def test_any_step_with_a_training_history_will_do(nuts_run):
     own = shmc.plot_diagnostics(idata, step, panels=["phases", "loss"])
     for gid in ("training-switched", "train-loss"):
         assert len(by_gid_all(figure, gid)) == len(by_gid_all(own, gid))
-    with pytest.raises(TypeError, match="must hold TrainingRecord"):
-        shmc.plot_diagnostics(idata, SimpleNamespace(training_history=[{"iteration": 60}]))
 
 
 def test_chains_panels_and_axes_options(nuts_run):
@@ -304,39 +305,3 @@ def test_ace_trace_has_no_exact_model_to_compare():
     loss = axes_titled(figure, "Cost network")
     (train,) = [line for line in loss.lines if line.get_gid() == "train-loss"]
     np.testing.assert_array_equal(train.get_ydata(), estimator.train_losses)
-
-
-# -- clear errors ----------------------------------------------------------------------------------
-
-
-def test_a_plain_nuts_trace_is_refused():
-    model, *_ = models.banana()
-    with model:
-        idata = pm.sample(step=pm.NUTS(), tune=20, draws=20, chains=1, random_seed=0, **QUIET)
-    with pytest.raises(ValueError, match=r"not sampled by shmc\.SurrogateHMC or shmc\.ACE"):
-        shmc.plot_diagnostics(idata)
-
-
-def test_bad_input_is_refused(nuts_run, static_run):
-    model, _, idata = nuts_run
-    with pytest.raises(TypeError, match=r"what pm\.sample returned"):
-        shmc.plot_diagnostics({"sample_stats": idata["sample_stats"]})
-    # A group instead of the whole trace: a Dataset (PyMC 5) or a DataTree node (PyMC 6).
-    with pytest.raises((TypeError, ValueError), match=r"pm\.sample returned"):
-        shmc.plot_diagnostics(idata["sample_stats"])
-    with pytest.raises(TypeError, match="step must be"):
-        shmc.plot_diagnostics(idata, step=pm.NUTS(model=model))
-    with pytest.raises(ValueError, match=r"chains must be among the trace's chains \[0, 1\]"):
-        shmc.plot_diagnostics(idata, chains=[0, 7])
-    with pytest.raises(ValueError, match="'phase' unknown"):
-        shmc.plot_diagnostics(idata, panels=["phase"])
-    with pytest.raises(ValueError, match="distinct"):
-        shmc.plot_diagnostics(idata, panels=["loss", "loss"])
-    _, axes = plt.subplots(1, 2)
-    with pytest.raises(ValueError, match="one matplotlib Axes per panel"):
-        shmc.plot_diagnostics(idata, ax=axes)
-    # The static run's step trained at iteration 40, where this trace's last chain was exact.
-    _, other_step, _ = static_run
-    assert other_step.training_history[0].iteration == 40
-    with pytest.raises(ValueError, match="does not match this trace"):
-        shmc.plot_diagnostics(idata, other_step)

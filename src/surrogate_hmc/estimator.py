@@ -172,7 +172,7 @@ class CostEstimator:
         theta, inputs = draw_prior(model, n_simulations, int(seeds[0]))
         own_pool = executor == "processes"
         pool = default_executor() if own_pool else executor
-        if isinstance(pool, str):
+        if pool is not None and not isinstance(pool, Executor):
             raise ValueError(f"executor must be 'processes', None or an Executor, got {pool!r}.")
         try:
             simulations = run_simulations(

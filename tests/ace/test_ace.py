@@ -1,6 +1,7 @@
-"""ACE end to end: generalized-Bayes posteriors with power, amortization, save/load, errors."""
+"""ACE end to end: generalized-Bayes posteriors with power, amortization, save/load.
 
-import warnings
+Bad input for ACE, CostEstimator.fit and the simulations: tests/bad_input/.
+"""
 
 import numpy as np
 import pymc as pm
@@ -124,81 +125,3 @@ def test_load_refuses_a_foreign_file(tmp_path):
         shmc.CostEstimator.load(path)
     with pytest.raises(FileNotFoundError):
         shmc.CostEstimator.load(tmp_path / "missing.eqx")
-
-
-def test_estimator_for_other_parameters_or_data_is_refused(estimator):
-    with pm.Model():
-        phi = pm.Normal("phi", 0.0, 1.0, shape=2)
-        pm.Simulator("x", simulators.linear, phi, observed=OBSERVED)
-        with pytest.raises(ValueError, match="fit for the parameters"):
-            shmc.ACE(estimator=estimator, beta=1.0)
-    with pm.Model():
-        theta = pm.Normal("theta", 0.0, 1.0, shape=2)
-        pm.Simulator("x", simulators.linear, theta, observed=np.zeros(5))
-        with pytest.raises(ValueError, match="observation has shape"):
-            shmc.ACE(estimator=estimator, beta=1.0)
-
-
-def test_clear_errors(estimator):
-    with linear_model(OBSERVED):
-        for beta in (0.0, -1.0, float("nan")):
-            with pytest.raises(ValueError, match="beta must be a positive"):
-                shmc.ACE(estimator=estimator, beta=beta)
-        with pytest.raises(TypeError, match="CostEstimator"):
-            shmc.ACE(estimator=object(), beta=1.0)
-        with pytest.raises(ValueError, match="distance must be one of"):
-            shmc.CostEstimator.fit(n_simulations=10, distance="wasserstein")
-        with pytest.raises(ValueError, match="n_simulations"):
-            shmc.CostEstimator.fit(n_simulations=0)
-    with pm.Model():
-        pm.Normal("mu", 0.0, 1.0)
-        with pytest.raises(ValueError, match=r"exactly one pm\.Simulator"):
-            shmc.ACE(estimator=estimator, beta=1.0)
-    with pm.Model():
-        mu = pm.Normal("mu", 0.0, 1.0, shape=2)
-        pm.Simulator("a", simulators.linear, mu, observed=OBSERVED)
-        pm.Simulator("b", simulators.linear, mu, observed=OBSERVED)
-        with pytest.raises(ValueError, match="has 2"):
-            shmc.ACE(estimator=estimator, beta=1.0)
-
-
-def flaky(rng, theta, size=None):
-    if theta[0] > 1.0:
-        raise RuntimeError("solver diverged")
-    if theta[1] > 1.0:
-        return np.full(4, np.nan)
-    return simulators.linear(rng, theta)
-
-
-def test_failed_simulations_are_reported_and_left_out():
-    with pm.Model() as model:
-        theta = pm.Normal("theta", 0.0, 1.0, shape=2)
-        pm.Simulator("x", flaky, theta, observed=OBSERVED)
-    with pytest.warns(shmc.SimulationWarning, match="solver diverged") as record:
-        estimator = shmc.CostEstimator.fit(
-            model, n_simulations=400, random_seed=4, executor=None, progressbar=False,
-            training=shmc.TrainingConfig(max_steps=100),
-        )  # fmt: skip
-    assert "non-finite" in str(record[0].message)
-    assert estimator.n_failed > 0
-    assert estimator.n_simulations + estimator.n_failed == 400
-
-
-def test_every_simulation_failing_is_an_error():
-    def broken(rng, theta, size=None):
-        raise ValueError("no")
-
-    with pm.Model() as model:
-        theta = pm.Normal("theta", 0.0, 1.0)
-        pm.Simulator("x", broken, theta, observed=np.zeros(2))
-    with pytest.raises(RuntimeError, match="Every simulation failed"), warnings.catch_warnings():
-        shmc.CostEstimator.fit(model, n_simulations=5, executor=None, progressbar=False)
-
-
-def test_forked_chains_after_jax_get_a_clear_error(estimator):
-    # JAX has run in this process (the fit); a fork of it cannot run JAX: say what to do.
-    with linear_model(OBSERVED), pytest.raises(Exception, match="mp_ctx='forkserver'"):
-        pm.sample(
-            step=shmc.ACE(estimator=estimator, beta=BETA), tune=10, draws=10, chains=2, cores=2,
-            mp_ctx="fork", random_seed=1, **QUIET,
-        )  # fmt: skip

@@ -1,4 +1,4 @@
-"""PyMC's step-method contract, multi-chain behaviour and bad input."""
+"""PyMC's step-method contract and multi-chain behaviour (bad input: tests/bad_input/)."""
 
 import os
 import subprocess
@@ -157,51 +157,3 @@ def test_progressbar_shows_the_phase():
     phase, divergences, step_size, grad_evals = row[-8:-4]
     assert phase == "surrogate" and divergences == "0" and grad_evals == "0"
     assert float(step_size) > 0
-
-
-def test_diverging_training_warns_and_falls_back_to_exact_nuts():
-    model, names, *_ = models.conjugate_regression()
-    with model:
-        step = shmc.SurrogateHMC(
-            schedule=QUICK, training=shmc.TrainingConfig(learning_rate=1e8, max_steps=200)
-        )
-        with pytest.warns(shmc.SurrogateWarning, match="never passed the switch test"):
-            idata = pm.sample(
-                step=step, tune=200, draws=300, chains=1, cores=1, random_seed=2, **SAMPLE
-            )
-    assert np.all(sample_stat(idata, "phase") == 0)
-    assert np.isfinite(posterior_array(idata, names)).all()
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error", "match"),
-    [
-        ({"surrogate": "hessian"}, ValueError, "surrogate must be"),
-        ({"trajectory": "nuts"}, ValueError, "no energy"),
-        ({"trajectory": "curvy"}, ValueError, "trajectory must be"),
-        ({"n_steps": 0}, ValueError, "n_steps"),
-        ({"buffer_size": 10}, ValueError, "buffer_size"),
-        ({"target_accept": 1.2}, ValueError, "target_accept"),
-        ({"schedule": {"start": 10}}, TypeError, "shmc.Schedule"),
-        ({"network": 128}, TypeError, "shmc.NetworkConfig"),
-    ],
-)
-def test_invalid_options_are_clear_errors(kwargs, error, match):
-    model, *_ = models.conjugate_regression()
-    with model, pytest.raises(error, match=match):
-        shmc.SurrogateHMC(**kwargs)
-
-
-def test_discrete_variables_are_refused():
-    with pm.Model():
-        z = pm.Poisson("z", 3.0)
-        pm.Normal("x", z, 1.0)
-        with pytest.raises(ValueError, match=r"continuous variables only.*discrete"):
-            shmc.SurrogateHMC(vars=[z])
-
-
-def test_model_without_continuous_variables_is_refused():
-    with pm.Model():
-        pm.Poisson("z", 3.0)
-        with pytest.raises(ValueError, match="no continuous free variables"):
-            shmc.SurrogateHMC()

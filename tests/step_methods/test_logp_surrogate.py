@@ -165,23 +165,6 @@ def test_save_and_reuse_skips_most_of_the_exact_phase(tmp_path):
     assert_moments(posterior_array(second, names), mean, variance)
 
 
-def test_a_surrogate_for_other_variables_is_refused():
-    model, *_ = models.conjugate_regression()
-    _, step = run(model, tune=200, draws=10, chains=1, schedule=QUICK)
-    trained = step.trained_surrogate
-    banana, *_ = models.banana()
-    with banana, pytest.raises(ValueError, match=r"trained on the variables \[beta \(3,\)\]"):
-        shmc.SurrogateHMC(surrogate=trained)
-    with model, pytest.raises(ValueError, match="no energy"):
-        shmc.SurrogateHMC(
-            surrogate=shmc.TrainedSurrogate(
-                kind="gradient", variables=trained.variables, network=trained.network,
-                arrays=trained.arrays, exact_prior=True, step_size=0.1, inverse_mass=np.ones(3),
-            ),
-            trajectory="nuts",
-        )  # fmt: skip
-
-
 def test_a_surrogate_of_other_data_fails_its_pilot_and_a_new_one_is_trained(tmp_path):
     model, *_ = models.conjugate_regression(seed=0)
     _, step = run(model, tune=200, draws=10, chains=1, schedule=QUICK)
@@ -214,19 +197,3 @@ def test_a_cheap_model_gets_one_cost_warning_and_keeps_sampling():
     assert len([w for w in record if w.category is shmc.SurrogateCostWarning]) == 1
     assert "ms per evaluation" in str(record[0].message)
     assert np.all(sample_stat(idata, "phase") == 1)
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error", "match"),
-    [
-        ({"surrogate": 3}, TypeError, "surrogate must be"),
-        ({"surrogate": "missing/file.npz"}, ValueError, "No saved surrogate"),
-        ({"surrogate": "logp", "n_steps": 5}, ValueError, "NUTS chooses its own"),
-        ({"surrogate": "logp", "save_to": 1}, TypeError, "save_to must be a path"),
-        ({"surrogate": "logp", "surrogate_transitions": 0}, ValueError, "surrogate_transitions"),
-    ],
-)
-def test_invalid_logp_options_are_clear_errors(kwargs, error, match):
-    model, *_ = models.conjugate_regression()
-    with model, pytest.raises(error, match=match):
-        shmc.SurrogateHMC(**kwargs)

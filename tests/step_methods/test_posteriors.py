@@ -73,19 +73,3 @@ def test_badly_trained_surrogate_is_still_exact():
     assert_surrogate_phase(idata)
     assert step.training_history[-1].validation_error > 0.5, "the surrogate was not bad"
     assert_moments(posterior_array(idata, names), mean, variance)
-
-
-def test_non_finite_log_density_region_is_handled_exactly():
-    model, names, mean, variance = models.truncated_normal()
-    idata = run(model, draws=2000)
-    assert_moments(posterior_array(idata, names), mean, variance)
-    assert np.all(np.asarray(idata["posterior"]["x"]) <= 1.0)
-
-
-def test_exact_phase_without_surrogate_uses_the_exact_gradient_only():
-    model, names, mean, variance = models.conjugate_regression()
-    with pytest.warns(shmc.SurrogateWarning, match="too short"):
-        idata = run(model, tune=100, draws=500)
-    assert np.all(sample_stat(idata, "phase") == 0)
-    assert np.all(sample_stat(idata, "n_exact_grad") >= 1)
-    assert_moments(posterior_array(idata, names), mean, variance)
