@@ -69,7 +69,8 @@ FORK_AFTER_JAX = textwrap.dedent(
     with pm.Model():
         pm.Normal("x", shape=2)
         try:
-            pm.sample(step=shmc.SurrogateHMC(), tune=100, draws=10, chains=2, cores=2,
+            step = shmc.SurrogateHMC(schedule=shmc.Schedule(start=20, stop=20))
+            pm.sample(step=step, tune=100, draws=10, chains=2, cores=2,
                       progressbar=False, compute_convergence_checks=False)
         except Exception as error:
             print("error:", error)
@@ -90,6 +91,33 @@ def test_chains_forked_after_the_users_jax_get_a_clear_error_not_a_hang():
     assert result.returncode == 0, result.stderr[-3000:]
     assert "forked from one that had already run JAX" in result.stdout + result.stderr
     assert "mp_ctx='forkserver'" in result.stdout + result.stderr
+
+
+REUSED_WITH_FORKSERVER = textwrap.dedent(
+    """
+    import pymc as pm, surrogate_hmc as shmc
+    with pm.Model():
+        pm.Normal("x", shape=2)
+        step = shmc.SurrogateHMC(schedule=shmc.Schedule(start=20, stop=20))
+        kwargs = dict(tune=100, draws=10, progressbar=False, compute_convergence_checks=False)
+        pm.sample(step=step, chains=1, cores=1, **kwargs)  # JAX runs here, in the parent
+        # The step, its JAX arrays included, goes to workers that did not fork from here.
+        idata = pm.sample(step=step, chains=2, cores=2, mp_ctx="forkserver", **kwargs)
+    print("draws", idata["posterior"]["x"].shape[1])
+    """
+)
+
+
+def test_a_used_step_sampled_again_in_forkserver_workers_is_not_refused():
+    result = subprocess.run(
+        [sys.executable, "-c", REUSED_WITH_FORKSERVER],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=os.environ | {"PYTHONWARNINGS": "ignore"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("draws 10")
 
 
 SWALLOWED_INTERRUPT = textwrap.dedent(

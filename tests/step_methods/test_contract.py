@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import cloudpickle
 import numpy as np
 import pymc as pm
 import pytest
@@ -53,21 +54,30 @@ def test_sampling_state_round_trip_reproduces_a_surrogate_step(surrogate):
     with model:
         step = shmc.SurrogateHMC(surrogate=surrogate, schedule=QUICK)
     rng = np.random.default_rng(0)
+    tune = 1000  # still tuning after 160 steps; a logp surrogate learns online until 300
     if int(pm.__version__.split(".")[0]) >= 6:
-        step.setup_chain(rng, 200, 10)
+        step.setup_chain(rng, tune, 10)
     else:
-        step.set_rng(rng)
+        step.set_rng(rng)  # outside pm.sample, tune is pm.sample's default: 1000
     point = model.initial_point()
     for _ in range(160):
         point, stats = step.step(point)
     assert stats[0]["phase"] == 1, "the chain should be in the surrogate phase by now"
     state = step.sampling_state
     after, after_stats = step.step(point)
-    step.sampling_state = state
-    again, again_stats = step.step(point)
+    # Restored into a copy, as a step sent to another process: the exact evaluations of the
+    # next step must reach the restored chain's own buffer and ledger.
+    restored = cloudpickle.loads(cloudpickle.dumps(step))
+    restored.sampling_state = state
+    again, again_stats = restored.step(point)
     np.testing.assert_array_equal(after["beta"], again["beta"])
-    for name in ("acceptance_rate", "second_stage_acceptance"):
+    for name in ("acceptance_rate", "second_stage_acceptance", "n_exact_logp", "n_exact_grad"):
         np.testing.assert_equal(after_stats[0][name], again_stats[0][name])
+    for chain in (step.chain, restored.chain):
+        assert chain.exact.ledger.n_logp == step.chain.exact.ledger.n_logp
+        assert len(chain.exact.buffer) == len(step.chain.exact.buffer)
+    learned_online = len(step.chain.exact.buffer) > len(state.chain.exact.buffer)
+    assert learned_online == (surrogate == "logp")
 
 
 def test_compound_step_next_to_a_discrete_sampler():

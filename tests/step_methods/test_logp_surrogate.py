@@ -152,14 +152,21 @@ def test_save_and_reuse_skips_most_of_the_exact_phase(tmp_path):
         np.testing.assert_array_equal(a, b)
 
     with model:
-        step = shmc.SurrogateHMC(surrogate=path.with_suffix(".npz"))
+        # This run learns the whole log-density: its refit of the given likelihood-only
+        # network starts afresh on those targets instead of continuing that network.
+        step = shmc.SurrogateHMC(surrogate=path.with_suffix(".npz"), exact_prior=False)
         second = pm.sample(
             step=step, tune=400, draws=1000, chains=2, random_seed=3,
             discard_tuned_samples=False, **SAMPLE,
         )  # fmt: skip
-    given, *_ = step.training_history
+    given, *_, refit = step.training_history
     assert given.given and given.switched
     assert given.iteration == 50
+    assert refit.refit and refit.outcome == "refitted"
+    assert not step.trained_surrogate.exact_prior
+    # A fresh fit: early stopping needs more checks (patience 5) than a warm start's quarter
+    # of the steps allows (2000 // 4 steps, a check every 100).
+    assert refit.train_losses.size > shmc.TrainingConfig().max_steps // 4 // 100
     assert_delayed_acceptance_draws(second)
     assert warmup_exact_gradients(second) < 0.5 * warmup_exact_gradients(first)
     assert_moments(posterior_array(second, names), mean, variance)

@@ -123,7 +123,8 @@ def delayed_acceptance_transition(
     surrogate, nuts_info = nuts.step(draw_seed(rng), state.surrogate, step_size, inverse_mass)
     position, surrogate_logdensity = nuts_info.position, nuts_info.logdensity
     initial_energy = nuts_info.initial_kinetic_energy - state.logdensity
-    log_uniform = np.log(rng.uniform())
+    # Drawn before it is known whether it is needed: the stream must not depend on the state.
+    log_uniform = np.log(rng.uniform()) if logdensity_fn is not None else 0.0
 
     n_exact_logp, second_stage, is_accepted, log_ratio = 0, 1.0, False, np.nan
     if logdensity_fn is None:

@@ -94,8 +94,9 @@ def write_archive(
     """Write ``arrays`` and JSON ``metadata`` to exactly ``path``, atomically; return the path.
 
     The metadata gets a ``"checksum"``: a SHA-256 of the metadata and every array, which
-    :func:`read_archive` recomputes to refuse an altered or damaged file. A crash never leaves
-    half a file: the archive is written next to ``path`` and then moved.
+    :func:`read_archive` recomputes to refuse an altered or damaged file. A failed write never
+    leaves half a file at ``path``: the archive is written next to it, then moved (a failure
+    removes the partial file).
 
     Examples
     --------
@@ -112,10 +113,14 @@ def write_archive(
     metadata = json.loads(json.dumps(metadata))  # as it will be read back
     metadata["checksum"] = _checksum(metadata, arrays)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    with open(partial, "wb") as file:
-        text = np.asarray(json.dumps(metadata))
-        np.savez(file, metadata=text, **arrays)  # type: ignore[arg-type]
-    os.replace(partial, path)
+    try:
+        with open(partial, "wb") as file:
+            text = np.asarray(json.dumps(metadata))
+            np.savez(file, metadata=text, **arrays)  # type: ignore[arg-type]
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return path
 
 

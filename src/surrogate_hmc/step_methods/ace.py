@@ -25,6 +25,7 @@ from surrogate_hmc.step_methods.model_functions import (
 )
 from surrogate_hmc.step_methods.options import MASS_MATRIX_WINDOW
 from surrogate_hmc.step_methods.processes import INTERRUPTS, refuse_fork_after_jax
+from surrogate_hmc.step_methods.progress import PhaseProgressBar
 
 __all__ = ["ACE"]
 
@@ -41,7 +42,7 @@ class ACEState(StepMethodState):
     beta: float = field(metadata={"frozen": True})
 
 
-class ACE(ArrayStepShared):
+class ACE(PhaseProgressBar, ArrayStepShared):
     """Sample ``p(theta | x_o) ∝ p(theta) exp(-beta f(theta, x_o))`` of a ``pm.Simulator`` model.
 
     ``f`` is a :class:`~surrogate_hmc.CostEstimator`: a network of the expected distance between
@@ -160,7 +161,6 @@ class ACE(ArrayStepShared):
         point = model.initial_point()
         self._variables = [(v.name, point[v.name].shape) for v in free_values]
         self._dim = int(sum(np.size(point[v.name]) for v in free_values))
-        self._parent_pid = os.getpid()
         self._surrogate: GBILogDensity | None = None  # built in the chain's process
         super().__init__(free_values, {}, rng=rng)
         self._reset_chain()
@@ -181,8 +181,6 @@ class ACE(ArrayStepShared):
         return state
 
     def _reset_chain(self) -> None:
-        INTERRUPTS.watch()
-        INTERRUPTS.forget()
         self.tune = True
         self.iter_count = 0
         self.potential = QuadPotentialDiagAdapt(
@@ -193,11 +191,15 @@ class ACE(ArrayStepShared):
     def setup_chain(self, rng, tune: int, draws: int) -> None:
         """Start a chain (PyMC 6): fresh adaptation."""
         super().setup_chain(rng, tune, draws)
+        INTERRUPTS.watch()
+        INTERRUPTS.forget()
         self._reset_chain()
 
     def set_rng(self, rng) -> None:
         """Start a chain (PyMC 5): fresh adaptation."""
         super().set_rng(rng)
+        INTERRUPTS.watch()
+        INTERRUPTS.forget()
         self._reset_chain()
 
     def reset_tuning(self, start=None) -> None:
@@ -217,7 +219,7 @@ class ACE(ArrayStepShared):
             self.kernel_state = self._kernel.start(self._gbi_logdensity(), step_size=step_size)
         self.kernel_state, position, stats = self._kernel.step(
             self.kernel_state, self.rng, q0.data, self.potential, exact_logp=None,
-            tune=self.tune,
+            tune=self.tune, iteration=self.iter_count,
         )  # fmt: skip
         self.iter_count += 1
         stats |= {
@@ -231,7 +233,7 @@ class ACE(ArrayStepShared):
 
     def _gbi_logdensity(self) -> GBILogDensity:
         if self._surrogate is None:
-            refuse_fork_after_jax(self._parent_pid, "ACE's cost network")
+            refuse_fork_after_jax("ACE's cost network")
             prior = exact_prior_logdensity(self._model, self.vars, self._variables)
             if prior is None:
                 raise ValueError(

@@ -126,7 +126,8 @@ class SurrogateKernel:
     >>> state = kernel.start(surrogate, step_size=0.5)
     >>> potential = QuadPotentialDiagAdapt(2, np.zeros(2), np.ones(2), 10)
     >>> state, position, stats = kernel.step(
-    ...     state, np.random.default_rng(0), np.zeros(2), potential, exact_logp=None, tune=True)
+    ...     state, np.random.default_rng(0), np.zeros(2), potential, exact_logp=None, tune=True,
+    ...     iteration=0)
     >>> position.shape, stats["phase"]
     ((2,), 1)
     """
@@ -161,12 +162,14 @@ class SurrogateKernel:
         *,
         exact_logp,
         tune: bool,
+        iteration: int,
         on_proposal=None,
     ) -> tuple[KernelState, np.ndarray, dict[str, Any]]:
-        """One transition from ``position``; the mass matrix comes from ``potential``.
+        """Transition ``iteration`` from ``position``; the mass matrix comes from ``potential``.
 
-        ``exact_logp`` is called at most once, at the proposal; ``on_proposal(q, info)`` then
-        sees the proposal and the transition's info (the online learning of ``SurrogateHMC``).
+        ``exact_logp`` is called at most once, at the proposal (``None``: the surrogate is the
+        target, with NUTS only); ``on_proposal(q, info)`` then sees the proposal and the
+        transition's info (the online learning of ``SurrogateHMC``).
         """
         step_size = float(state.step_adapt.current(tune))
         inverse_mass = inverse_mass_diagonal(potential)
@@ -188,6 +191,7 @@ class SurrogateKernel:
                 WarningType.DIVERGENCE,
                 "Energy change in surrogate trajectory larger than the maximum energy error.",
                 "debug",
+                iteration,
             )
         stats |= {
             "phase": 1,
@@ -264,8 +268,6 @@ class SurrogateKernel:
         current = state.current
         if current is None or not np.array_equal(current.position, position):
             current = HMCState(np.asarray(position), exact_logp(position))
-        elif isinstance(current, DAState):
-            current = HMCState(current.position, current.logdensity)
 
         def trajectory(q, p, eps, n):
             q1, p1 = compiled(q, p, np.float64(eps), inverse_mass, np.int32(n))

@@ -29,7 +29,8 @@ __all__ = [
 MIN_BUFFER_SIZE = 64
 """Smallest training buffer: a fit holds out a fifth of it and needs rows to learn from."""
 MASS_MATRIX_WINDOW = 10
-"""Adaptation window of PyMC's ``QuadPotentialDiagAdapt`` (its default) for a given start."""
+"""Adaptation window of the ``QuadPotentialDiagAdapt`` we build (PyMC's default): for a given
+surrogate's start, and for ACE's mass matrix."""
 
 
 def given_surrogate(surrogate: Any) -> TrainedSurrogate | None:

@@ -3,7 +3,7 @@
 Two faults of the process a chain runs in, each turned into a defined outcome:
 
 - A worker forked (Linux's default start method) from a parent that had already run JAX hangs
-  at its first JAX call. :func:`refuse_fork_after_jax` raises a clear error instead.
+  at its first JAX call. :func:`refuse_fork_after_jax` raises a clear error there instead.
 - JAX runs Python code from the garbage collector; a Ctrl-C that lands there raises inside a
   callback, where Python prints "Exception ignored" and sampling goes on. :class:`Interrupts`
   remembers every Ctrl-C, so the chain's next step raises it where PyMC catches it and returns
@@ -17,18 +17,30 @@ import threading
 __all__ = ["INTERRUPTS", "Interrupts", "refuse_fork_after_jax"]
 
 
-def refuse_fork_after_jax(parent_pid: int, what: str) -> None:
-    """Raise a ``RuntimeError`` in a process forked from ``parent_pid`` after it ran JAX.
+_FORKED_AFTER_JAX = False
 
-    ``jax._src.xla_bridge.backends_are_initialized`` (checked on JAX 0.4.35 to 0.12) says
-    whether this process's JAX backends exist; in a forked child they were inherited from the
-    parent, where their threads still run, and any JAX call hangs.
-    """
-    if os.getpid() == parent_pid:
-        return
+
+def _note_fork_in_child() -> None:
+    # Runs in a child right after os.fork(): were JAX's backends running in the parent?
+    global _FORKED_AFTER_JAX
     from jax._src.xla_bridge import backends_are_initialized
 
-    if backends_are_initialized():
+    _FORKED_AFTER_JAX = backends_are_initialized()
+
+
+os.register_at_fork(after_in_child=_note_fork_in_child)
+
+
+def refuse_fork_after_jax(what: str) -> None:
+    """Raise a ``RuntimeError`` before JAX runs in a process forked from one that ran JAX.
+
+    Whether the parent had started JAX is recorded at the fork itself (``os.register_at_fork``
+    and ``jax._src.xla_bridge.backends_are_initialized``, checked on JAX 0.4.35 to 0.12), so a
+    worker started by ``forkserver`` or ``spawn``, or one that starts JAX itself (for example
+    by unpickling a step that holds JAX arrays), is never refused. Call it just before the
+    first JAX call of a chain: until then a forked chain (exact NUTS) is fine.
+    """
+    if _FORKED_AFTER_JAX:
         raise RuntimeError(
             f"This chain's process was forked from one that had already run JAX, and JAX "
             f"cannot run after such a fork ({what} would hang). Sample with "

@@ -28,7 +28,8 @@ def route_logp_dlogp(integrator: Any, wrap: Callable[[LogpDlogp], LogpDlogp]) ->
 
     ``CpuLeapfrogIntegrator._logp_dlogp_func(q, point_map_info)`` is the one function PyMC's
     HMC/NUTS calls for the log-density and gradient, at the trajectory's start and at every
-    leapfrog point.
+    leapfrog point. For raveled inputs (what PyMC's NUTS compiles) it ignores its second
+    argument, ``point_map_info``, so our own calls pass ``None``.
     """
     original = integrator._logp_dlogp_func
     integrator._logp_dlogp_func = wrap(original)

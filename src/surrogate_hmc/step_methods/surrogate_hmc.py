@@ -235,9 +235,9 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
             )
         )  # fmt: skip
         self._exact = ExactModel(model, value_vars, initial_point, self.integrator)
+        self._pymc_model = model
         self._prior: ExactPriors | None = None
         self._cost_warned = False
-        self._parent_pid = os.getpid()
         self._start_chain(tune=None, warn=False)
 
     # -- chains ---------------------------------------------------------------------------------
@@ -251,31 +251,37 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
     def chain(self, chain: ChainState) -> None:
         self._chain = chain
         self._exact.record = chain.exact
+        self._lifecycle = self._plan_life(chain.tune)
 
     def _start_chain(self, tune: int | None, warn: bool = True) -> None:
-        refuse_fork_after_jax(self._parent_pid, "training the surrogate")
-        INTERRUPTS.watch()
-        INTERRUPTS.forget()
         tune = DEFAULT_TUNE if tune is None else tune
-        self._lifecycle = Lifecycle(
+        life = self._plan_life(tune).init()
+        self.chain = ChainState(
+            life, ExactRecord(TrainingBuffer(self.buffer_size, self._dim)), tune
+        )
+        if warn and self._given is None and not self._lifecycle.plan.training_iterations:
+            warnings.warn(messages.too_short(tune, self.schedule), SurrogateWarning, stacklevel=3)
+
+    def _plan_life(self, tune: int) -> Lifecycle:
+        return Lifecycle(
             self.schedule.plan(tune, self.surrogate_kind),
             self.switch_test,
             given_at=None if self._given is None else min(REUSE_AFTER, tune // 4),
             target_accept=self.target_accept,
         )
-        buffer = TrainingBuffer(self.buffer_size, self._dim)
-        self.chain = ChainState(self._lifecycle.init(), ExactRecord(buffer), tune)
-        if warn and self._given is None and not self._lifecycle.plan.training_iterations:
-            warnings.warn(messages.too_short(tune, self.schedule), SurrogateWarning, stacklevel=3)
 
     def setup_chain(self, rng, tune: int, draws: int) -> None:
         """Start a chain (PyMC 6): fresh per-chain state, schedule derived from ``tune``."""
         super().setup_chain(rng, tune, draws)
+        INTERRUPTS.watch()
+        INTERRUPTS.forget()
         self._start_chain(tune)
 
     def set_rng(self, rng) -> None:
         """Start a chain (PyMC 5): fresh per-chain state, ``tune`` read from ``pm.sample``."""
         super().set_rng(rng)
+        INTERRUPTS.watch()
+        INTERRUPTS.forget()
         self._start_chain(tune_from_pymc5_caller())
 
     def reset_tuning(self, start=None) -> None:
@@ -340,7 +346,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         assert chain.kernel is not None, "the surrogate phases start with a kernel"
         chain.kernel, position, stats = self._kernel.step(
             chain.kernel, self.rng, q0.data, self.potential, exact_logp=self._exact.logp,
-            tune=bool(self.tune), on_proposal=self._learn_gradient,
+            tune=bool(self.tune), iteration=self.iter_count, on_proposal=self._learn_gradient,
         )  # fmt: skip
         self.iter_count += 1
         return RaveledVars(position, q0.point_map_info), stats
@@ -395,6 +401,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         return Action.NONE
 
     def _fit(self, action: Action, iteration: int) -> TrainingRecord:
+        refuse_fork_after_jax("training the surrogate")
         chain = self.chain
         if action is Action.USE_GIVEN:
             assert self._given is not None
@@ -402,13 +409,17 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
             given = self._given.build(None if prior is None else prior.logdensity)
             chain.candidate = Learned(given, self._given.network)
             return TrainingRecord(iteration, n_points=0, given=True)
-        refit = action is Action.REFIT
+        refit, prior = action is Action.REFIT, self._priors().trained
         in_use = chain.in_use if refit else None
-        # A log-density network continues its training; a gradient one is fitted anew.
-        start_from = in_use if in_use is not None and in_use.surrogate.has_logdensity else None
+        # A log-density network continues its training on the same targets (a given one may
+        # have learned with or without the exact prior); any other is fitted anew.
+        start_from = None
+        if in_use is not None and in_use.surrogate.has_logdensity:
+            same_targets = (in_use.surrogate.exact_logdensity is None) == (prior is None)
+            start_from = in_use if same_targets else None
         network = self.network if start_from is None else start_from.network
         surrogate, record = fit_surrogate(
-            chain.exact.buffer, kind=self.surrogate_kind, prior=self._priors().trained,
+            chain.exact.buffer, kind=self.surrogate_kind, prior=prior,
             network=network, training=self.training, key=jax.random.key(draw_seed(self.rng)),
             iteration=iteration, max_validation_error=self.switch_test.max_validation_error,
             refit=refit, start_from=None if start_from is None else start_from.surrogate,
@@ -421,7 +432,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         if self._prior is None:  # JAX functions, built in the chain's process
             given = self._given is not None and self._given.exact_prior
             self._prior = exact_priors(
-                self._model, self.vars, self._variables, self.exact_prior, given
+                self._pymc_model, self.vars, self._variables, self.exact_prior, given
             )
         return self._prior
 
