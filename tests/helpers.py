@@ -1,4 +1,8 @@
-"""Statistical checks with power: z-scores with standard errors from the effective sample size."""
+"""Test helpers: z-scores with errors from the effective sample size; fresh interpreters."""
+
+import os
+import subprocess
+import sys
 
 import arviz as az
 import numpy as np
@@ -54,3 +58,22 @@ def posterior_array(idata, names) -> np.ndarray:
 def sample_stat(idata, name) -> np.ndarray:
     """A sample stat as an array of shape (chain, draw)."""
     return np.asarray(idata["sample_stats"][name])
+
+
+def run_python(
+    script: str, *args: str, timeout: float = 600, **env: str
+) -> subprocess.CompletedProcess:
+    """Run ``script`` in a fresh interpreter (as a user's own process), with ``args``.
+
+    Fails unless it exits cleanly; the result has its ``stdout`` and ``stderr``. ``env`` adds
+    environment variables.
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ | env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result

@@ -4,9 +4,6 @@ Each case has a defined outcome: a clear error before any sampling, or a warning
 goes on and its trace is kept.
 """
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -14,6 +11,7 @@ import pymc as pm
 import pytest
 
 import surrogate_hmc as shmc
+from tests.helpers import run_python
 
 QUICK = shmc.Schedule(start=50, every=50, stop=100)
 SAMPLE = {"progressbar": False, "compute_convergence_checks": False, "cores": 1}
@@ -81,16 +79,10 @@ FORK_AFTER_JAX = textwrap.dedent(
 
 
 def test_chains_forked_after_the_users_jax_get_a_clear_error_not_a_hang():
-    result = subprocess.run(
-        [sys.executable, "-c", FORK_AFTER_JAX],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=os.environ | {"PYTHONWARNINGS": "ignore"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "forked from one that had already run JAX" in result.stdout + result.stderr
-    assert "mp_ctx='forkserver'" in result.stdout + result.stderr
+    output = run_python(FORK_AFTER_JAX, timeout=300, PYTHONWARNINGS="ignore").stdout
+    assert output.startswith("error:"), output
+    assert "forked from one that had already run JAX" in output
+    assert "mp_ctx='forkserver'" in output
 
 
 REUSED_WITH_FORKSERVER = textwrap.dedent(
@@ -109,15 +101,8 @@ REUSED_WITH_FORKSERVER = textwrap.dedent(
 
 
 def test_a_used_step_sampled_again_in_forkserver_workers_is_not_refused():
-    result = subprocess.run(
-        [sys.executable, "-c", REUSED_WITH_FORKSERVER],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=os.environ | {"PYTHONWARNINGS": "ignore"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().endswith("draws 10")
+    output = run_python(REUSED_WITH_FORKSERVER, PYTHONWARNINGS="ignore").stdout
+    assert output.strip().endswith("draws 10")
 
 
 SWALLOWED_INTERRUPT = textwrap.dedent(
@@ -150,14 +135,8 @@ SWALLOWED_INTERRUPT = textwrap.dedent(
 
 
 def draws_after_a_swallowed_interrupt(sampler: str) -> int:
-    result = subprocess.run(
-        [sys.executable, "-c", SWALLOWED_INTERRUPT, sampler],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return int(result.stdout.split("draws")[-1])
+    output = run_python(SWALLOWED_INTERRUPT, sampler, timeout=300).stdout
+    return int(output.split("draws")[-1])
 
 
 def test_an_interrupt_swallowed_by_a_gc_callback_still_stops_sampling():
@@ -185,11 +164,5 @@ def test_a_given_surrogate_is_checked_without_starting_jax_in_the_parent(tmp_pat
     with normal_model():
         step = shmc.SurrogateHMC(surrogate="logp", schedule=QUICK, save_to=path)
         pm.sample(step=step, tune=200, draws=10, chains=1, random_seed=1, **SAMPLE)
-    result = subprocess.run(
-        [sys.executable, "-c", GIVEN_BEFORE_FORK, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().endswith("jax not started")
+    output = run_python(GIVEN_BEFORE_FORK, str(path), timeout=300).stdout
+    assert output.strip().endswith("jax not started")

@@ -1,8 +1,5 @@
 """PyMC's step-method contract and multi-chain behaviour (bad input: tests/bad_input/)."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import cloudpickle
@@ -11,7 +8,7 @@ import pymc as pm
 import pytest
 
 import surrogate_hmc as shmc
-from tests.helpers import assert_moments, posterior_array, sample_stat
+from tests.helpers import assert_moments, posterior_array, run_python, sample_stat
 from tests.step_methods import models
 
 QUICK = shmc.Schedule(start=60, every=30, stop=120)
@@ -126,13 +123,7 @@ MULTIPROCESS_SCRIPT = textwrap.dedent(
 def test_cores_2_with_the_default_start_method_does_not_hang(surrogate, tmp_path):
     # A fresh interpreter: this test process already ran JAX, which a real user's parent has not.
     # The chains run in worker processes, so the trained surrogate comes back through save_to.
-    result = subprocess.run(
-        [sys.executable, "-c", MULTIPROCESS_SCRIPT, surrogate, str(tmp_path / "surrogate.npz")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_python(MULTIPROCESS_SCRIPT, surrogate, str(tmp_path / "surrogate.npz"))
     assert result.stdout.strip().endswith("ok")
 
 
@@ -150,15 +141,8 @@ PROGRESSBAR_SCRIPT = textwrap.dedent(
 
 def test_progressbar_shows_the_phase():
     # The final render of PyMC's progress bar, as a user sees it when sampling ends.
-    result = subprocess.run(
-        [sys.executable, "-c", PROGRESSBAR_SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=os.environ | {"COLUMNS": "200"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = (result.stdout + result.stderr).splitlines()
+    result = run_python(PROGRESSBAR_SCRIPT, COLUMNS="200")
+    lines = (result.stdout + result.stderr).splitlines()  # PyMC 5 draws it on stderr
     header = next(line for line in lines if "Progress" in line and "Phase" in line).split()
     row = next(line for line in lines if "draws/s" in line).split()
     assert header[:7] == ["Progress", "Draw", "Phase", "Divergences", "Step", "size", "Grad"]
