@@ -76,17 +76,10 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
     gradient, per draw. The kernel (network, step size, mass matrix, trajectory lengths) is frozen
     after tuning, so the draws target the exact posterior.
 
-    Two surrogates and two trajectories:
-
-    - ``surrogate="gradient"`` (NNgHMC): the network learns the gradient; static-length HMC
-      trajectories on it (leapfrog on any position-only force is reversible and volume
-      preserving), accepted with the exact Hamiltonian at both ends.
-    - ``surrogate="logp"``: the network learns the log-likelihood from its values *and*
-      gradients (a Sobolev loss). With ``trajectory="nuts"`` (its default) NUTS runs on the
-      surrogate log-density and its output is accepted by a delayed-acceptance step with
-      probability ``min(1, exp([logp(q') - logp(q)] - [s(q') - s(q)]))``; no exact evaluation
-      at all when NUTS returns the current point. ``trajectory="static"`` uses the surrogate's
-      gradient as with ``"gradient"``.
+    ``surrogate="gradient"`` (NNgHMC) learns the gradient and runs static HMC trajectories on
+    it, accepted with the exact Hamiltonian at both ends. ``surrogate="logp"`` learns the
+    log-likelihood from values and gradients; NUTS runs on it and a delayed-acceptance step,
+    ``min(1, exp([logp(q') - logp(q)] - [s(q') - s(q)]))``, corrects its output.
 
     Parameters
     ----------
@@ -105,15 +98,11 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         (the default for ``"gradient"``).
     surrogate_transitions : int, default 2
         NUTS transitions on the surrogate per exact correction (``trajectory="nuts"``), in one
-        compiled call. Powers of NUTS are reversible with respect to the surrogate too, so the
-        correction stays exact. A transition on the surrogate costs little next to the call
-        itself, and the draws decorrelate further, while a good surrogate keeps the
-        second-stage acceptance high. Use 1 if the second-stage acceptance is low.
+        compiled call (powers of NUTS are reversible too). Use 1 if the second-stage acceptance
+        is low.
     n_steps : int, optional
-        Leapfrog steps per static trajectory. By default each trajectory's length is drawn
-        from the lengths NUTS used in the last exact iterations (empirical HMC, Wu et al. 2018)
-        and divided by the surrogate phase's step size; the draw does not depend on the state,
-        so the kernel stays exact.
+        Leapfrog steps per static trajectory. By default each length is drawn from those NUTS
+        used in the last exact iterations (empirical HMC), whatever the state.
     schedule : Schedule, optional
         Tuning iterations at which the network is trained (defaults derive from ``tune``).
     switch_test : SwitchTest, optional
@@ -141,17 +130,10 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
     -----
     Per-draw sample stats: ``phase`` (0 exact, 1 surrogate), ``acceptance_rate``, ``diverging``,
     ``energy``, ``energy_error``, ``step_size``, ``n_steps``, ``tree_depth``, ``model_logp``,
-    ``second_stage_acceptance`` (the exact correction's acceptance probability after NUTS on
-    the surrogate, ``nan`` otherwise: how well the surrogate agrees with the model),
-    ``surrogate_error``, and the cost counters ``n_exact_grad`` and ``n_exact_logp``: exact
-    evaluations spent in the iteration.
-
-    ``surrogate_error`` is the log of the exact correction's Metropolis ratio at the proposal:
-    how far the surrogate was from the exact model there (0 is perfect;
-    ``exp(min(0, surrogate_error))`` is the probability that the correction accepts). It is
-    ``nan`` where nothing exact was evaluated at a proposal and ``-inf`` where the exact
-    log-density or the ratio is not finite; "How it works" in the docs defines it for each
-    trajectory, and :func:`surrogate_hmc.plot_diagnostics` plots it.
+    ``second_stage_acceptance`` (the exact correction's acceptance after NUTS on the
+    surrogate), ``surrogate_error`` (the log of the correction's Metropolis ratio at the
+    proposal: 0 for a perfect surrogate; see "How it works" in the docs), and the cost counters
+    ``n_exact_grad`` and ``n_exact_logp``: exact evaluations spent in the iteration.
 
     When the exact model is so cheap that a surrogate draw is not clearly cheaper than an exact
     NUTS iteration, a :class:`SurrogateCostWarning` says so once, with the measured costs.
@@ -453,13 +435,9 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         else:
             chain.kernel = chain.in_use = None
             if self._lifecycle.never_switched(chain.life):
-                warnings.warn(
-                    messages.never_switched(
-                        chain.life.records, self.switch_test.max_validation_error
-                    ),
-                    SurrogateWarning,
-                    stacklevel=2,
-                )
+                test = self.switch_test
+                message = messages.never_switched(chain.life.records, test.max_validation_error)
+                warnings.warn(message, SurrogateWarning, stacklevel=2)
         super().stop_tuning()
 
     def _save(self, path: str | os.PathLike) -> None:
@@ -474,15 +452,10 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
 
     @property
     def training_history(self) -> tuple[TrainingRecord, ...]:
-        """The trainings of the chain last sampled in this process, oldest first.
+        """Each training of the chain last sampled in this process, oldest first.
 
-        Each :class:`~surrogate_hmc.core.TrainingRecord` has the tuning ``iteration``, the
-        number of exact evaluations trained on (``n_points``), the held-out
-        ``validation_error``, the loss curves, the training's wall time in ``seconds``, and,
-        when a pilot ran, its ``pilot`` (acceptance, and second-stage acceptance for NUTS on
-        the surrogate) and whether the chain ``switched``. A refit (see :class:`Schedule`) has
-        ``refit=True``; a surrogate given to the constructor ``given=True``. With ``cores>1``
-        the chains run in other processes and this stays empty.
+        One :class:`~surrogate_hmc.core.TrainingRecord` each; empty with ``cores>1``, where the
+        chains run in other processes.
         """
         return self.chain.life.records
 
