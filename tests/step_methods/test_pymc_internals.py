@@ -63,13 +63,13 @@ def test_the_compiled_logp_and_the_variables_of_other_steps():
     assert float(compiled(np.array([0.0, 1.0]))[0]) == pytest.approx(float(expected))
 
 
-def test_the_number_of_tuning_iterations_reaches_the_step():
-    # PyMC 6 passes it to setup_chain; on PyMC 5 it is read from the sampling loop's frame.
+def test_the_numbers_of_tuning_iterations_and_draws_reach_the_step():
+    # PyMC 6 passes them to setup_chain; on PyMC 5 they are read from the sampling loop's frame.
     with normal_model():
         step = shmc.SurrogateHMC(schedule=shmc.Schedule(start=40, stop=40))
         pm.sample(
             step=step, tune=123, draws=5, chains=1, cores=1, progressbar=False,
             compute_convergence_checks=False, random_seed=1,
         )  # fmt: skip
-    assert step.chain.tune == 123
-    assert pymc_internals.tune_from_pymc5_caller() is None  # not called from PyMC's loop
+    assert (step.chain.tune, step.chain.draws) == (123, 5)
+    assert pymc_internals.run_length_from_pymc5_caller() is None  # not called from PyMC's loop

@@ -196,7 +196,8 @@ def _nuts_step(structure, max_depth, max_energy, n_transitions, leaves, seed, st
 
     def transition(state, key):
         state, info = kernel(key, state, logdensity, eps, inv_mass, max_depth)
-        kinetic = 0.5 * jnp.sum(inv_mass * info.momentum**2)
+        velocity = inv_mass @ info.momentum if inv_mass.ndim == 2 else inv_mass * info.momentum
+        kinetic = 0.5 * jnp.sum(velocity * info.momentum)
         diagnostics = (info.acceptance_rate, info.is_divergent, info.is_turning, info.energy)
         return state, (*diagnostics, kinetic, info.num_trajectory_expansions,
                        info.num_integration_steps)  # fmt: skip

@@ -5,7 +5,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["RECENT_ITERATIONS", "CostLedger"]
+__all__ = [
+    "MIN_SPEEDUP_PER_DRAW",
+    "RECENT_ITERATIONS",
+    "SURROGATE_CALL_SECONDS",
+    "SURROGATE_SETUP_SECONDS",
+    "CostLedger",
+    "CostVerdict",
+    "judge_cost",
+]
 
 RECENT_ITERATIONS = 50
 """Iterations per phase whose wall time is remembered to compare the phases' costs."""
@@ -86,3 +94,53 @@ class CostLedger:
     def milliseconds_per_logp(self) -> float:
         """Mean wall time of one exact log-density evaluation."""
         return 1e3 * self.logp_seconds / max(self.n_logp, 1)
+
+
+SURROGATE_CALL_SECONDS = 1e-3
+"""A surrogate iteration's own cost besides the exact logp: one compiled NUTS call (about 0.4 to
+1 ms on the benchmark machine for networks of the default size, two transitions)."""
+SURROGATE_SETUP_SECONDS = 8.0
+"""What a chain spends before a surrogate can pay back: its trainings, compilations and pilot
+(3 to 8 s per chain on the benchmark machine)."""
+MIN_SPEEDUP_PER_DRAW = 2.0
+"""A surrogate iteration must be at least this many times cheaper than an exact one."""
+
+
+@dataclass(frozen=True)
+class CostVerdict:
+    """Whether a surrogate can pay off in the iterations a chain has left, and the numbers why.
+
+    Examples
+    --------
+    >>> verdict = judge_cost(exact_iteration=0.0003, logp=0.00001, remaining=1950)
+    >>> verdict.pays, round(verdict.speedup, 2)
+    (False, 0.3)
+    >>> judge_cost(exact_iteration=0.05, logp=0.002, remaining=1950).pays
+    True
+    """
+
+    exact_iteration: float
+    """Median wall time of a recent exact NUTS iteration (s)."""
+    surrogate_iteration: float
+    """Estimated wall time of a surrogate iteration: one exact logp and one compiled call (s)."""
+    remaining: int
+    """Iterations left in this chain (tuning and draws)."""
+    saving: float
+    """Seconds a surrogate would save over them, before its setup."""
+
+    @property
+    def speedup(self) -> float:
+        """Exact iteration time over the estimated surrogate iteration time."""
+        return self.exact_iteration / self.surrogate_iteration
+
+    @property
+    def pays(self) -> bool:
+        """Clearly faster per draw, and saving more than its setup costs."""
+        return self.speedup >= MIN_SPEEDUP_PER_DRAW and self.saving > SURROGATE_SETUP_SECONDS
+
+
+def judge_cost(*, exact_iteration: float, logp: float, remaining: int) -> CostVerdict:
+    """Judge a surrogate from the measured exact iteration and logp times (seconds)."""
+    surrogate_iteration = logp + SURROGATE_CALL_SECONDS
+    saving = remaining * (exact_iteration - surrogate_iteration)
+    return CostVerdict(exact_iteration, surrogate_iteration, remaining, saving)

@@ -13,6 +13,7 @@ lifecycle holds the two together.
     EXACT --TRAIN, passed--> PILOT --passed--> SURROGATE --(REFIT)--> SURROGATE --final--> draws
       ^                        |
       +-------failed-----------+      EXACT --nothing left to try--> EXACT_ONLY --final--> draws
+                                      EXACT --ASSESS_COST, cannot pay--> EXACT_ONLY (STAY_NUTS)
 """
 
 import enum
@@ -21,6 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from surrogate_hmc.core.costs import CostVerdict
 from surrogate_hmc.core.schedule import SchedulePlan, SwitchTest
 
 __all__ = [
@@ -53,7 +55,7 @@ class Phase(enum.Enum):
     SURROGATE = "surrogate"
     """The surrogate kernel: adapting during tuning, frozen for the draws."""
     EXACT_ONLY = "exact only"
-    """Exact NUTS with nothing left to try: nothing collected, nothing trained."""
+    """Exact NUTS with nothing left to try (or nothing worth it): nothing collected or trained."""
 
     @property
     def code(self) -> int:
@@ -69,6 +71,10 @@ class Action(enum.Enum):
     """What the sampler must do now, as decided by :class:`Lifecycle`."""
 
     NONE = "none"
+    ASSESS_COST = "assess cost"
+    """Judge whether a surrogate can pay off; report with :meth:`Lifecycle.assessed`."""
+    STAY_NUTS = "stay nuts"
+    """A surrogate cannot pay off: stop collecting, continue as plain NUTS, and say so."""
     TRAIN = "train"
     """Fit a new surrogate on the collected evaluations; report with :meth:`Lifecycle.trained`."""
     REFIT = "refit"
@@ -185,6 +191,8 @@ class LifecycleState:
     records: tuple[TrainingRecord, ...] = ()
     recent_exact: tuple[IterationStats, ...] = ()
     pilot: tuple[IterationStats, ...] = ()
+    cost: CostVerdict | None = None
+    """The cost gate's verdict, once it was asked."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +210,10 @@ class Lifecycle:
     target_accept
         The exact phase's acceptance when no exact iteration was seen (a given surrogate
         piloted first).
+    cost_gate
+        Judge, just before the first training, whether a surrogate can pay off in this run
+        (``ASSESS_COST``); without it a surrogate is learned whatever it costs. A given
+        surrogate is never gated: it has no training to pay for.
 
     Examples
     --------
@@ -227,6 +239,7 @@ class Lifecycle:
     switch_test: SwitchTest
     given_at: int | None = None
     target_accept: float = 0.8
+    cost_gate: bool = False
 
     def init(self) -> LifecycleState:
         """The state of a new chain: exact, or exact only when nothing is planned."""
@@ -268,8 +281,19 @@ class Lifecycle:
         if iteration == self.given_at:
             return state, Action.USE_GIVEN
         if iteration in self.plan.training_iterations:
+            if self.cost_gate and self.given_at is None and state.cost is None:
+                return state, Action.ASSESS_COST
             return state, Action.TRAIN
         return self._give_up_if_done(state, iteration), Action.NONE
+
+    def assessed(
+        self, state: LifecycleState, verdict: CostVerdict
+    ) -> tuple[LifecycleState, Action]:
+        """Take in the cost gate's verdict (after ``ASSESS_COST``): train, or stay NUTS."""
+        state = replace(state, cost=verdict)
+        if verdict.pays:
+            return state, Action.TRAIN
+        return replace(state, phase=Phase.EXACT_ONLY), Action.STAY_NUTS
 
     def trained(
         self, state: LifecycleState, record: TrainingRecord
@@ -291,9 +315,13 @@ class Lifecycle:
         return replace(state, phase=Phase.EXACT_ONLY), Action.STAY_EXACT
 
     def never_switched(self, state: LifecycleState) -> bool:
-        """Whether a surrogate was planned (trained or given) but none was ever used."""
+        """Whether a surrogate was planned (trained or given) but none was ever used.
+
+        Not when the cost gate decided against one: that was said when it happened.
+        """
         planned = bool(self.plan.training_iterations) or self.given_at is not None
-        return planned and state.phase is not Phase.SURROGATE
+        gated = state.cost is not None and not state.cost.pays
+        return planned and not gated and state.phase is not Phase.SURROGATE
 
     # -- the rules ----------------------------------------------------------------------------
 

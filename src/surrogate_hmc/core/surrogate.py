@@ -14,6 +14,7 @@ import equinox as eqx
 import jax
 
 from surrogate_hmc.core.network import StandardizedMLP
+from surrogate_hmc.core.structure import StructuredNetwork
 
 __all__ = [
     "SURROGATE_KINDS",
@@ -58,7 +59,7 @@ class AbstractLearnedSurrogate(AbstractSurrogate):
     exact; without it the network learns everything.
     """
 
-    network: eqx.AbstractVar[StandardizedMLP]
+    network: eqx.AbstractVar[StandardizedMLP | StructuredNetwork]
     exact_logdensity: eqx.AbstractVar[ExactPart | None]
     kind: eqx.AbstractClassVar[SurrogateKind]
 
@@ -97,26 +98,22 @@ class GradientSurrogate(AbstractLearnedSurrogate):
 class LogDensitySurrogate(AbstractLearnedSurrogate):
     """Log-density ``network(q) + exact_logdensity(q)``; its force is the gradient of that.
 
-    The network learns the expensive part in nats (up to a constant); the cheap part stays exact
-    when ``exact_logdensity`` is given, which keeps trajectories out of regions the network
-    never saw. Being a true log-density, it can drive NUTS.
+    The network (a :class:`~surrogate_hmc.core.structure.StructuredNetwork`: a Gaussian base and
+    a bounded residual on whitened inputs) learns the expensive part in nats (up to a constant);
+    the cheap part stays exact when ``exact_logdensity`` is given, and rules where the network
+    saw no data. Being a true log-density, it can drive NUTS.
 
     Examples
     --------
-    >>> import jax, jax.numpy as jnp, numpy as np
-    >>> from surrogate_hmc.core.network import NetworkConfig, Standardization
-    >>> x = np.random.default_rng(0).normal(size=(8, 2))
-    >>> net = StandardizedMLP(
-    ...     NetworkConfig(width=4).build(2, 1, key=jax.random.key(0)),
-    ...     Standardization.fit(x),
-    ...     Standardization(np.zeros(1), np.ones(1)),
-    ... )
+    >>> import jax, jax.numpy as jnp
+    >>> from surrogate_hmc.core.network import NetworkConfig
+    >>> net = StructuredNetwork.build(NetworkConfig(width=4), 2, key=jax.random.key(0))
     >>> surrogate = LogDensitySurrogate(net, lambda q: -0.5 * q @ q)
     >>> surrogate.logdensity(jnp.zeros(2)).shape, surrogate.force(jnp.zeros(2)).shape
     ((), (2,))
     """
 
-    network: StandardizedMLP
+    network: StructuredNetwork
     exact_logdensity: ExactPart | None = eqx.field(static=True, default=None)
     kind: ClassVar[SurrogateKind] = "logp"
     has_logdensity: ClassVar[bool] = True

@@ -20,12 +20,13 @@ from surrogate_hmc.core.persistence import (
     read_archive,
     write_archive,
 )
+from surrogate_hmc.core.structure import StructuredNetwork
 from surrogate_hmc.core.surrogate import SURROGATE_KINDS, AbstractLearnedSurrogate, SurrogateKind
 from surrogate_hmc.core.validation import check_choice
 
 __all__ = ["TrainedSurrogate", "network_shapes"]
 
-_FORMAT = "surrogate-hmc/2"
+_FORMAT = "surrogate-hmc/3"
 _RECREATE = "run SurrogateHMC again with save_to to save a new one"
 
 
@@ -53,7 +54,7 @@ class TrainedSurrogate:
     step_size
         The step size tuned for surrogate trajectories.
     inverse_mass
-        The diagonal inverse mass matrix tuned with it.
+        The inverse mass matrix tuned with it: its diagonal, or the dense matrix.
     trajectory_lengths
         Trajectory lengths (step size x steps) for static trajectories.
     center
@@ -100,10 +101,11 @@ class TrainedSurrogate:
         object.__setattr__(self, "trajectory_lengths", lengths)
         center = np.asarray(np.zeros(self.dim) if self.center is None else self.center, float)
         object.__setattr__(self, "center", center)
-        if self.inverse_mass.shape != (self.dim,) or center.shape != (self.dim,):
+        dim = self.dim
+        if self.inverse_mass.shape not in ((dim,), (dim, dim)) or center.shape != (dim,):
             raise ValueError(
-                f"inverse_mass {self.inverse_mass.shape} and center {center.shape} must "
-                f"have shape ({self.dim},)."
+                f"inverse_mass {self.inverse_mass.shape} must have shape ({dim},) or "
+                f"({dim}, {dim}), and center {center.shape} shape ({dim},)."
             )
 
     @property
@@ -156,7 +158,7 @@ class TrainedSurrogate:
         network = self._network()
         return SURROGATE_KINDS[self.kind](network, exact_logdensity if self.exact_prior else None)
 
-    def _network(self) -> StandardizedMLP:
+    def _network(self) -> StandardizedMLP | StructuredNetwork:
         return module_from_arrays(
             _skeleton(self.kind, self.dim, self.network),
             self.arrays,
@@ -238,7 +240,7 @@ class TrainedSurrogate:
 def _fault(trained: TrainedSurrogate, lengths_shape: tuple[int, ...]) -> str | None:
     # What makes a loaded surrogate unusable, if anything. Checked without running JAX: a
     # surrogate loaded before pm.sample must not start JAX in a process that forks chains.
-    expected = network_shapes(trained.network, trained.dim, 1 if trained.kind == "logp" else None)
+    expected = network_shapes(trained.network, trained.dim, trained.kind)
     if [np.shape(a) for a in trained.arrays] != expected:
         return (
             f"its arrays do not fit the network it records ({trained.network} for dimension "
@@ -246,8 +248,8 @@ def _fault(trained: TrainedSurrogate, lengths_shape: tuple[int, ...]) -> str | N
         )
     if not all_finite(trained.arrays):
         return "its network weights are not all finite numbers"
-    if not all_finite([trained.inverse_mass], positive=True):
-        return "its inverse mass matrix is not all positive and finite"
+    if not _positive_definite(trained.inverse_mass):
+        return "its inverse mass matrix is not positive definite and finite"
     if not all_finite([np.asarray(trained.center)]):
         return "its center is not finite"
     lengths = trained.trajectory_lengths
@@ -258,32 +260,54 @@ def _fault(trained: TrainedSurrogate, lengths_shape: tuple[int, ...]) -> str | N
     return None
 
 
-def network_shapes(network: NetworkConfig, dim: int, out: int | None) -> list[tuple[int, ...]]:
-    """The array shapes of a :class:`StandardizedMLP` from ``dim`` inputs to ``out`` (or ``dim``).
+def network_shapes(network: NetworkConfig, dim: int, kind: SurrogateKind) -> list[tuple[int, ...]]:
+    """The array shapes of a surrogate network of ``kind`` with ``dim`` inputs.
 
-    In tree order: each layer's weight and bias, then the input and output standardizations.
-    Computed, not built, so that checking a file runs no JAX.
+    In tree order: each layer's weight and bias, then (``"logp"``, a
+    :class:`~surrogate_hmc.core.structure.StructuredNetwork`) the whitening, radius, Gaussian
+    base and offset, or (``"gradient"``, a :class:`StandardizedMLP`) the input and output
+    standardizations. Computed, not built, so that checking a file runs no JAX.
 
     Examples
     --------
-    >>> network_shapes(NetworkConfig(width=4, depth=1), dim=2, out=1)
-    [(4, 2), (4,), (1, 4), (1,), (2,), (2,), (1,), (1,)]
+    >>> network_shapes(NetworkConfig(width=4, depth=1), dim=2, kind="logp")
+    [(4, 2), (4,), (1, 4), (1,), (2,), (2, 2), (2,), (2,), (2, 2), (1,)]
+    >>> network_shapes(NetworkConfig(width=4, depth=1), dim=2, kind="gradient")[-4:]
+    [(2,), (2,), (2,), (2,)]
     """
-    out = dim if out is None else out
+    out = 1 if kind == "logp" else dim
     sizes = [dim, *[network.width] * network.depth, out]
     layers = [[(n_out, n_in), (n_out,)] for n_in, n_out in itertools.pairwise(sizes)]
-    return [shape for layer in layers for shape in layer] + [(dim,), (dim,), (out,), (out,)]
+    mlp = [shape for layer in layers for shape in layer]
+    if kind == "logp":
+        return [*mlp, (dim,), (dim, dim), (dim,), (dim,), (dim, dim), (1,)]
+    return [*mlp, (dim,), (dim,), (out,), (out,)]
 
 
-def _skeleton(kind: SurrogateKind, dim: int, network: NetworkConfig) -> StandardizedMLP:
+def _skeleton(
+    kind: SurrogateKind, dim: int, network: NetworkConfig
+) -> StandardizedMLP | StructuredNetwork:
     # The network's structure only: its arrays are placeholders.
-    out = 1 if kind == "logp" else dim
-    ones_in, ones_out = np.ones(dim), np.ones(out)
+    if kind == "logp":
+        return StructuredNetwork.build(network, dim, key=jax.random.key(0))
+    ones = np.ones(dim)
     return StandardizedMLP(
-        network.build(dim, out, key=jax.random.key(0)),
-        Standardization(ones_in, ones_in),
-        Standardization(ones_out, ones_out),
+        network.build(dim, dim, key=jax.random.key(0)),
+        Standardization(ones, ones),
+        Standardization(ones, ones),
     )
+
+
+def _positive_definite(matrix: np.ndarray) -> bool:
+    if not all_finite([matrix]):
+        return False
+    if matrix.ndim == 1:
+        return bool(np.all(matrix > 0))
+    try:
+        np.linalg.cholesky(0.5 * (matrix + matrix.T))
+    except np.linalg.LinAlgError:
+        return False
+    return bool(np.allclose(matrix, matrix.T))
 
 
 def _same_structure(module: StandardizedMLP, skeleton: StandardizedMLP) -> bool:

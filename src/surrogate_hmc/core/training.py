@@ -19,6 +19,7 @@ from surrogate_hmc.core.optimize import (
     optimizer_chunk,
     validation_split,
 )
+from surrogate_hmc.core.structure import StructuredNetwork, Whitening, fit_base, squash
 from surrogate_hmc.core.validation import check_choice, check_int, check_real
 
 __all__ = ["TrainingConfig", "TrainingResult", "fit_log_density", "fit_network"]
@@ -100,10 +101,10 @@ def _weighted_loss(params, static, x, y, weights):
     return jnp.sum(weights * squared) / jnp.sum(weights)
 
 
-def _sobolev_loss(params, static, x, y, weights):
+def _squashed_sobolev_loss(radius, params, static, x, y, weights):
     # y holds [value, gradient...] per row, weights [value weight, gradient weight].
     mlp = eqx.combine(params, static)
-    value, gradient = jax.vmap(jax.value_and_grad(lambda z: mlp(z)[0]))(x)
+    value, gradient = jax.vmap(jax.value_and_grad(lambda z: mlp(squash(z, radius))[0]))(x)
     value_squared = (value - y[:, 0]) ** 2
     gradient_squared = jnp.mean((gradient - y[:, 1:]) ** 2, axis=-1)
     total = jnp.sum(weights[:, 0] * value_squared + weights[:, 1] * gradient_squared)
@@ -136,11 +137,11 @@ def _finite_rows(*arrays: np.ndarray) -> list[np.ndarray]:
     return [a[finite] for a in arrays]
 
 
-def _fit(
-    loss_fn, mlp, x_scaler, y_scaler, inputs, y, weights, is_validation, training, key, pad_to
-):
-    """Minimise ``loss_fn`` with early stopping on the held-out rows; keep the best network."""
-    x = np.asarray(x_scaler.apply(inputs))
+def _fit(loss_fn, mlp, x, y, weights, is_validation, training, key, pad_to):
+    """Minimise ``loss_fn`` with early stopping on the held-out rows; keep the best MLP.
+
+    ``x`` are the MLP's inputs, already transformed; the result's ``network`` is the MLP.
+    """
     rows = max(1 << (len(x) - 1).bit_length(), pad_to or 0)
     validation_mask = is_validation.reshape(-1, *([1] * (weights.ndim - 1)))
 
@@ -169,8 +170,7 @@ def _fit(
         run_chunk, validation_loss, params, optimizer.init(params), key,
         max_steps=training.max_steps, eval_every=training.eval_every, patience=training.patience,
     )  # fmt: skip
-    best = _cast(eqx.combine(result.network, static), jnp.float64)
-    return result._replace(network=StandardizedMLP(best, x_scaler, y_scaler))
+    return result._replace(network=_cast(eqx.combine(result.network, static), jnp.float64))
 
 
 def _cast(module, dtype):
@@ -226,10 +226,12 @@ def fit_network(
     standardized = np.asarray(y_scaler.apply(targets))
     relative_weights = 1.0 / (1.0 + np.mean(standardized**2, axis=1))
     mlp = network.build(inputs.shape[1], targets.shape[1], key=init_key)
-    return _fit(
-        _weighted_loss, mlp, x_scaler, y_scaler, inputs, standardized, relative_weights,
-        is_validation, training, train_key, pad_to,
+    x = np.asarray(x_scaler.apply(inputs))
+    result = _fit(
+        _weighted_loss, mlp, x, standardized, relative_weights, is_validation, training,
+        train_key, pad_to,
     )  # fmt: skip
+    return result._replace(network=StandardizedMLP(result.network, x_scaler, y_scaler))
 
 
 def fit_log_density(
@@ -241,16 +243,18 @@ def fit_log_density(
     training: TrainingConfig,
     key: jax.Array,
     pad_to: int | None = None,
-    start_from: StandardizedMLP | None = None,
+    start_from: StructuredNetwork | None = None,
 ) -> TrainingResult:
-    """Fit a scalar log-density to its values *and* gradients (a Sobolev loss).
+    """Fit a log-density to its values *and* gradients: a Gaussian base and a network residual.
 
-    The network's output is the log-density in nats (up to a constant) and its gradient is
-    automatic differentiation of that output, so fitting the gradients makes the force field of
-    the surrogate accurate, not only its values. Gradients are measured in units of
-    ``1 / position scale`` as in :func:`fit_network`; each example's value and gradient terms
-    are weighted by ``1 / (1 + size^2)`` of the target, so rare far-away evaluations count by
-    their relative error. The ``validation_error`` is the root of that loss on held-out data.
+    The result is a :class:`~surrogate_hmc.core.structure.StructuredNetwork`: inputs whitened by
+    the training positions' covariance, a quadratic base fitted to the gradients by least
+    squares (exact for a Gaussian), and an MLP on squashed inputs fitted to what the base
+    misses, by a Sobolev loss on values (in nats) and gradients (in whitened units: an error of
+    1 is an energy error of order 1 per unit of trajectory, whatever the parametrization). Each
+    example's terms are weighted by ``1 / (1 + size^2)`` of its residual target, so rare
+    far-away evaluations count by their relative error. The ``validation_error`` is the root of
+    that loss on held-out data: 0 is perfect.
 
     Parameters
     ----------
@@ -265,8 +269,8 @@ def fit_log_density(
     network, training, key, pad_to
         As for :func:`fit_network`.
     start_from
-        A network fitted earlier by this function (to related data), to continue training
-        from, with its standardization, instead of a fresh one; ``network`` must describe it.
+        A network fitted earlier by this function (to related data), whose whitening and base
+        are kept and whose MLP training continues; ``network`` must describe it.
 
     Returns
     -------
@@ -276,12 +280,14 @@ def fit_log_density(
     Examples
     --------
     >>> import jax, numpy as np
-    >>> x = np.random.default_rng(0).normal(size=(400, 2))
+    >>> x = np.random.default_rng(0).normal(size=(400, 2)) @ np.array([[3.0, 0.0], [2.9, 0.1]])
+    >>> precision = np.linalg.inv(np.cov(x.T))
     >>> result = fit_log_density(
-    ...     x, -0.5 * np.sum(x**2, axis=1), -x, network=NetworkConfig(width=16),
-    ...     training=TrainingConfig(max_steps=300), key=jax.random.key(0),
+    ...     x, -0.5 * np.einsum("ni,ij,nj->n", x, precision, x), -x @ precision,
+    ...     network=NetworkConfig(width=16), training=TrainingConfig(max_steps=300),
+    ...     key=jax.random.key(0),
     ... )
-    >>> bool(result.validation_error < 0.2)
+    >>> bool(result.validation_error < 0.01)
     True
     """
     has_gradient = np.all(np.isfinite(np.asarray(gradients, dtype=np.float64)), axis=1)
@@ -295,14 +301,27 @@ def fit_log_density(
     is_validation = validation_split(len(positions), training.validation_fraction, split_key)
 
     dim = positions.shape[1]
+    train, has_gradient = ~is_validation, has_gradient > 0
     if start_from is None:
-        x_scaler = Standardization.fit(positions[~is_validation])
-        y_scaler = Standardization(np.median(values[~is_validation], keepdims=True), np.ones(1))
-        mlp = network.build(dim, 1, key=init_key)
+        whitening = Whitening.fit(positions[train])
+        z = np.asarray(jax.vmap(whitening.apply)(positions))
+        z_gradients = whitening.pullback(gradients)
+        linear, curvature = fit_base(z[train & has_gradient], z_gradients[train & has_gradient])
+        radius = np.max(np.abs(z[train]), axis=0)
+        structured = StructuredNetwork(
+            network.build(dim, 1, key=init_key), whitening, radius, linear, curvature, np.zeros(1)
+        )
     else:
-        x_scaler, y_scaler, mlp = start_from.inputs, start_from.outputs, start_from.mlp
-    value_targets = values - y_scaler.mean
-    gradient_targets = gradients * x_scaler.scale
+        structured = start_from
+        z = np.asarray(jax.vmap(structured.inputs.apply)(positions))
+        z_gradients = structured.inputs.pullback(gradients)
+    base_values = np.asarray(jax.vmap(structured.base)(z))
+    base_gradients = np.asarray(structured.linear) - z @ np.asarray(structured.curvature)
+    if start_from is None:
+        offset = np.median((values - base_values)[train], keepdims=True)
+        structured = eqx.tree_at(lambda n: n.offset, structured, offset)
+    value_targets = values - np.asarray(structured.offset)[0] - base_values
+    gradient_targets = z_gradients - base_gradients
     weights = np.stack(
         [
             1.0 / (1.0 + value_targets**2 / dim),
@@ -310,8 +329,9 @@ def fit_log_density(
         ],
         axis=1,
     )
-    return _fit(
-        _sobolev_loss, mlp, x_scaler, y_scaler, positions,
+    result = _fit(
+        Partial(_squashed_sobolev_loss, jnp.asarray(structured.radius)), structured.mlp, z,
         np.column_stack([value_targets, gradient_targets]), weights, is_validation, training,
         train_key, pad_to,
     )  # fmt: skip
+    return result._replace(network=eqx.tree_at(lambda n: n.mlp, structured, result.network))

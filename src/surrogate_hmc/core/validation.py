@@ -10,7 +10,9 @@ import numbers
 from collections.abc import Collection
 from typing import Any, Literal, TypeVar, overload
 
-__all__ = ["check_choice", "check_instance", "check_int", "check_real"]
+import numpy as np
+
+__all__ = ["check_bool", "check_choice", "check_instance", "check_int", "check_real"]
 
 T = TypeVar("T")
 
@@ -139,3 +141,18 @@ def check_instance(name: str, value: Any, cls: type[T]) -> T:
             f"for example {name}=shmc.{cls.__name__}()."
         )
     return value
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` if it is a bool (NumPy's included).
+
+    Examples
+    --------
+    >>> check_bool("cost_gate", "no")
+    Traceback (most recent call last):
+    ...
+    TypeError: cost_gate must be True or False, got 'no'.
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)

@@ -15,10 +15,19 @@ from surrogate_hmc.core.transition import HMCState
 from surrogate_hmc.step_methods.exact_model import ExactRecord
 from surrogate_hmc.step_methods.kernel import KernelState
 
-__all__ = ["DEFAULT_TUNE", "ChainState", "Learned", "SurrogateHMCState", "kernel_start"]
+__all__ = [
+    "DEFAULT_DRAWS",
+    "DEFAULT_TUNE",
+    "ChainState",
+    "Learned",
+    "SurrogateHMCState",
+    "kernel_start",
+]
 
 DEFAULT_TUNE = 1000
 """``pm.sample``'s default, used when PyMC does not say how long tuning is."""
+DEFAULT_DRAWS = 1000
+"""``pm.sample``'s default, used when PyMC does not say how many draws follow."""
 
 
 class Learned(NamedTuple):
@@ -35,6 +44,7 @@ class ChainState:
     life: LifecycleState
     exact: ExactRecord
     tune: int = DEFAULT_TUNE
+    draws: int = DEFAULT_DRAWS
     kernel: KernelState | None = None
     in_use: Learned | None = None
     """The surrogate the kernel runs on, with its architecture."""
@@ -77,4 +87,8 @@ def kernel_start(
         step_size = float(np.exp(np.mean(np.log(step_sizes))))
         return {"step_size": step_size, "trajectory_lengths": tree_sizes * step_sizes}
     assert given is not None, "only a given surrogate is piloted before exact steps"
-    return {"step_size": given.step_size, "trajectory_lengths": given.trajectory_lengths}
+    return {
+        "step_size": given.step_size,
+        "trajectory_lengths": given.trajectory_lengths,
+        "inverse_mass": given.inverse_mass,
+    }

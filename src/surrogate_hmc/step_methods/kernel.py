@@ -15,6 +15,7 @@ from pymc.step_methods.step_sizes import DualAverageAdaptation
 
 from surrogate_hmc.core.compiled import surrogate_nuts, surrogate_trajectory
 from surrogate_hmc.core.delayed_acceptance import DAState, delayed_acceptance_transition
+from surrogate_hmc.core.metric import MetricAdaptation, laplace_inverse_mass
 from surrogate_hmc.core.surrogate import AbstractSurrogate
 from surrogate_hmc.core.transition import HMCState, static_hmc_transition
 from surrogate_hmc.step_methods.pymc_internals import inverse_mass_diagonal
@@ -107,6 +108,10 @@ class KernelState:
     adapting_step_size: bool = True
     current: HMCState | DAState | None = None
     divergences: int = 0
+    inverse_mass: np.ndarray | None = None
+    """The kernel's own dense metric (``None``: the diagonal of PyMC's adapted potential)."""
+    metric: MetricAdaptation | None = None
+    """Its windows while it adapts (tuning after the switch, NUTS trajectories)."""
 
 
 class SurrogateKernel:
@@ -146,12 +151,43 @@ class SurrogateKernel:
         step_size: float,
         trajectory_lengths: np.ndarray | None = None,
         adapting_step_size: bool = True,
+        inverse_mass: np.ndarray | None = None,
     ) -> KernelState:
-        """A chain's kernel state on ``surrogate``, adapting from ``step_size``."""
-        gamma, k, t0 = self.settings.dual_averaging
-        adapt = DualAverageAdaptation(step_size, self.settings.target_accept, gamma, k, t0)
+        """A chain's kernel state on ``surrogate``, adapting from ``step_size``.
+
+        A dense ``inverse_mass`` (a given surrogate's) is used as it is; otherwise the kernel
+        reads the diagonal of PyMC's potential until :meth:`adapt_metric`.
+        """
         lengths = np.ones(1) if trajectory_lengths is None else np.asarray(trajectory_lengths)
-        return KernelState(surrogate, adapt, lengths, adapting_step_size)
+        dense = inverse_mass if np.ndim(inverse_mass) == 2 else None
+        return KernelState(
+            surrogate, self._step_adaptation(step_size), lengths, adapting_step_size,
+            inverse_mass=dense,
+        )  # fmt: skip
+
+    def _step_adaptation(self, step_size: float) -> DualAverageAdaptation:
+        gamma, k, t0 = self.settings.dual_averaging
+        return DualAverageAdaptation(step_size, self.settings.target_accept, gamma, k, t0)
+
+    def adapt_metric(self, state: KernelState, iteration: int, tune: int) -> None:
+        """From the switch on, a dense metric (NUTS trajectories): Laplace, then draws' windows.
+
+        The Laplace metric is the surrogate's inverse negative Hessian at the chain's position,
+        used when it is positive definite; the windows of :class:`MetricAdaptation` replace it
+        with the covariance of the surrogate phase's tuning draws. Each new metric restarts the
+        step-size adaptation.
+        """
+        if self.settings.trajectory != "nuts" or not state.surrogate.has_logdensity:
+            return
+        state.metric = MetricAdaptation.plan(iteration + 1, tune)
+        if state.current is not None:
+            laplace = laplace_inverse_mass(state.surrogate.logdensity, state.current.position)
+            if laplace is not None:
+                self._use_metric(state, laplace)
+
+    def _use_metric(self, state: KernelState, inverse_mass: np.ndarray) -> None:
+        state.inverse_mass = inverse_mass
+        state.step_adapt = self._step_adaptation(len(inverse_mass) ** -0.25)
 
     def step(
         self,
@@ -172,7 +208,7 @@ class SurrogateKernel:
         transition's info (the online learning of ``SurrogateHMC``).
         """
         step_size = float(state.step_adapt.current(tune))
-        inverse_mass = inverse_mass_diagonal(potential)
+        inverse_mass = self.inverse_mass(state, potential)
         if self.settings.trajectory == "nuts":
             current, stats = self._nuts(state, rng, position, exact_logp, step_size, inverse_mass,
                                         on_proposal)  # fmt: skip
@@ -184,6 +220,10 @@ class SurrogateKernel:
             state.step_adapt.update(stats["acceptance_rate"], tune)
         if tune:
             potential.update(current.position, None, tune)
+            if state.metric is not None:
+                new_metric = state.metric.update(iteration, np.asarray(current.position))
+                if new_metric is not None:
+                    self._use_metric(state, new_metric)
         warning = None
         if stats["diverging"] and not tune:
             state.divergences += 1
@@ -202,6 +242,13 @@ class SurrogateKernel:
             "warning": warning,
         }
         return state, np.asarray(current.position), stats
+
+    @staticmethod
+    def inverse_mass(state: KernelState, potential: Any) -> np.ndarray:
+        """The metric the kernel moves with: its own dense one, or PyMC's diagonal."""
+        if state.inverse_mass is not None:
+            return state.inverse_mass
+        return inverse_mass_diagonal(potential)
 
     def compiled(self, surrogate: AbstractSurrogate):
         """The compiled trajectory or NUTS of ``surrogate``, built once per surrogate."""

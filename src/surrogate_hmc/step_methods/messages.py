@@ -2,13 +2,19 @@
 
 import numpy as np
 
-from surrogate_hmc.core.costs import CostLedger
+from surrogate_hmc.core.costs import (
+    MIN_SPEEDUP_PER_DRAW,
+    SURROGATE_SETUP_SECONDS,
+    CostLedger,
+    CostVerdict,
+)
 from surrogate_hmc.core.lifecycle import TrainingRecord
 
 __all__ = [
     "MIN_SPEEDUP_PER_DRAW",
     "SurrogateCostWarning",
     "SurrogateWarning",
+    "cannot_pay",
     "given_failed_pilot",
     "never_switched",
     "not_saved",
@@ -62,10 +68,6 @@ def given_failed_pilot(record: TrainingRecord) -> str:
     )
 
 
-MIN_SPEEDUP_PER_DRAW = 2.0
-"""Below this a surrogate cannot pay for its exact phase and training."""
-
-
 def too_cheap(ledger: CostLedger, records: tuple[TrainingRecord, ...]) -> str | None:
     """Why a surrogate draw is not clearly cheaper than an exact NUTS iteration (``None``: it is).
 
@@ -83,6 +85,21 @@ def too_cheap(ledger: CostLedger, records: tuple[TrainingRecord, ...]) -> str | 
         f"{ledger.milliseconds_per_logp():.3f} ms), a speed-up of {exact / surrogate:.1f}x per "
         f"draw, after {training:.1f} s of training. Plain pm.sample() is likely faster here; "
         "sampling continues with the surrogate, which stays exact."
+    )
+
+
+def cannot_pay(verdict: CostVerdict, ledger: CostLedger) -> str:
+    """The cost gate decided that a surrogate cannot pay off in this run."""
+    return (
+        f"A surrogate cannot pay off in this run, so this chain continues as plain NUTS: an "
+        f"exact NUTS iteration takes {1e3 * verdict.exact_iteration:.2f} ms (logp and gradient "
+        f"{ledger.milliseconds_per_grad():.3f} ms per evaluation), a surrogate iteration would "
+        f"take about {1e3 * verdict.surrogate_iteration:.2f} ms (one exact logp, "
+        f"{ledger.milliseconds_per_logp():.3f} ms, and one compiled NUTS call), a speed-up of "
+        f"{verdict.speedup:.1f}x per draw (at least {MIN_SPEEDUP_PER_DRAW:g}x needed), saving "
+        f"about {verdict.saving:.1f} s over the {verdict.remaining} iterations left against "
+        f"about {SURROGATE_SETUP_SECONDS:g} s to train one. To learn a surrogate anyway (to "
+        "save it with save_to and reuse it in many runs), pass cost_gate=False."
     )
 
 

@@ -5,6 +5,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pymc.step_methods.hmc.quadpotential import QuadPotentialDiagAdapt
 from pymc.util import get_value_vars_from_user_vars
 from pymc.vartypes import continuous_types
@@ -142,8 +143,11 @@ def start_from_given(given: TrainedSurrogate, dim: int, kwargs: dict) -> dict:
     """NUTS options that start the adaptation where the given surrogate's run ended."""
     kwargs = dict(kwargs)
     if "scaling" not in kwargs and "potential" not in kwargs:
+        diagonal = given.inverse_mass
+        if diagonal.ndim == 2:
+            diagonal = np.diag(diagonal)
         kwargs["potential"] = QuadPotentialDiagAdapt(
-            dim, given.center, given.inverse_mass, MASS_MATRIX_WINDOW
+            dim, given.center, diagonal, MASS_MATRIX_WINDOW
         )
     kwargs.setdefault("step_scale", given.step_size * dim**0.25)
     return kwargs

@@ -17,7 +17,7 @@ __all__ = [
     "extra_variable_names",
     "inverse_mass_diagonal",
     "route_logp_dlogp",
-    "tune_from_pymc5_caller",
+    "run_length_from_pymc5_caller",
 ]
 
 LogpDlogp = Callable[[np.ndarray, Any], tuple[float, np.ndarray]]
@@ -61,20 +61,23 @@ def extra_variable_names(function: Any) -> tuple[str, ...]:
     return tuple(function._extra_vars_shared)
 
 
-def tune_from_pymc5_caller() -> int | None:
-    """Number of tuning iterations of the running ``pm.sample`` on PyMC 5.
+def run_length_from_pymc5_caller() -> tuple[int, int] | None:
+    """Tuning iterations and draws of the running ``pm.sample`` on PyMC 5.
 
-    PyMC 6 passes it to ``setup_chain``; PyMC 5 calls ``set_rng`` without it, so it is read from
-    PyMC's sampling loop: the ``tune`` argument of ``pymc.sampling.mcmc._iter_sample`` (one
-    process) or ``pymc.sampling.parallel._Process._tune`` in ``_start_loop`` (worker processes).
-    Returns ``None`` when the caller is not one of those.
+    PyMC 6 passes them to ``setup_chain``; PyMC 5 calls ``set_rng`` without them, so they are
+    read from PyMC's sampling loop: the ``tune`` and ``draws`` (tuning included) arguments of
+    ``pymc.sampling.mcmc._iter_sample`` (one process) or ``_Process._tune`` and ``._draws`` in
+    ``pymc.sampling.parallel._Process._start_loop`` (worker processes). Returns ``None`` when
+    the caller is not one of those.
     """
     frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         name, local = frame.f_code.co_name, frame.f_locals
         if name == "_iter_sample" and isinstance(local.get("tune"), int):
-            return int(local["tune"])
-        if name == "_start_loop" and isinstance(getattr(local.get("self"), "_tune", None), int):
-            return int(local["self"]._tune)
+            tune = int(local["tune"])
+            return tune, int(local.get("draws", 2 * tune)) - tune
+        process = local.get("self")
+        if name == "_start_loop" and isinstance(getattr(process, "_tune", None), int):
+            return int(process._tune), int(process._draws)
         frame = frame.f_back
     return None

@@ -13,6 +13,7 @@ from pymc.step_methods.hmc.nuts import NUTS
 
 from surrogate_hmc.core.buffer import TrainingBuffer
 from surrogate_hmc.core.compiled import draw_seed
+from surrogate_hmc.core.costs import CostVerdict, judge_cost
 from surrogate_hmc.core.fitting import fit_surrogate
 from surrogate_hmc.core.lifecycle import (
     Action,
@@ -26,9 +27,10 @@ from surrogate_hmc.core.surrogate import SurrogateKind
 from surrogate_hmc.core.trained import TrainedSurrogate
 from surrogate_hmc.core.training import TrainingConfig
 from surrogate_hmc.core.transition import HMCState
-from surrogate_hmc.core.validation import check_instance
+from surrogate_hmc.core.validation import check_bool, check_instance
 from surrogate_hmc.step_methods import messages, options
 from surrogate_hmc.step_methods.chain import (
+    DEFAULT_DRAWS,
     DEFAULT_TUNE,
     ChainState,
     Learned,
@@ -52,14 +54,15 @@ from surrogate_hmc.step_methods.model_functions import (
 from surrogate_hmc.step_methods.processes import INTERRUPTS, refuse_fork_after_jax
 from surrogate_hmc.step_methods.progress import PhaseProgressBar
 from surrogate_hmc.step_methods.pymc_internals import (
-    inverse_mass_diagonal,
-    tune_from_pymc5_caller,
+    run_length_from_pymc5_caller,
 )
 
 __all__ = ["SurrogateCostWarning", "SurrogateHMC", "SurrogateWarning"]
 
 REUSE_AFTER = 50
 """Exact iterations that take a chain to the posterior before a given surrogate is piloted."""
+COST_GATE_LOGP_CALLS = 5
+"""Exact logp evaluations the cost gate times (the exact phase evaluates logp with gradient)."""
 LEARN_GRADIENT_ABOVE = 0.1
 """|log ratio| (nats) at a proposal above which its exact gradient is learned before the refit."""
 
@@ -76,16 +79,23 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
     gradient, per draw. The kernel (network, step size, mass matrix, trajectory lengths) is frozen
     after tuning, so the draws target the exact posterior.
 
-    ``surrogate="gradient"`` (NNgHMC) learns the gradient and runs static HMC trajectories on
-    it, accepted with the exact Hamiltonian at both ends. ``surrogate="logp"`` learns the
-    log-likelihood from values and gradients; NUTS runs on it and a delayed-acceptance step,
+    ``surrogate="logp"`` (the default) learns the log-likelihood from values and gradients, as
+    a Gaussian base plus a bounded network residual on whitened inputs; NUTS runs on it with a
+    dense mass matrix, and a delayed-acceptance step,
     ``min(1, exp([logp(q') - logp(q)] - [s(q') - s(q)]))``, corrects its output.
+    ``surrogate="gradient"`` (NNgHMC) learns the gradient and runs static HMC trajectories on
+    it, accepted with the exact Hamiltonian at both ends.
+
+    Just before the first training a cost gate judges, from the measured exact iteration and
+    logp times, whether a surrogate can pay off in the iterations left; if not, the chain
+    continues as plain NUTS and a :class:`SurrogateCostWarning` says so (``cost_gate=False``
+    learns one anyway).
 
     Parameters
     ----------
     vars : list, optional
         Continuous variables to sample; all continuous free variables by default.
-    surrogate : {"gradient", "logp"}, TrainedSurrogate or path, default "gradient"
+    surrogate : {"logp", "gradient"}, TrainedSurrogate or path, default "logp"
         What the network learns, or a surrogate trained by an earlier run of the same model
         (a :class:`TrainedSurrogate` or the path it was saved to). A given surrogate is piloted
         after ``min(50, tune // 4)`` exact iterations, skipping the training; if it fails
@@ -123,6 +133,10 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
     target_accept : float, default 0.8
         Target acceptance of the step-size adaptation, in both phases (for NUTS on the
         surrogate, the acceptance within the tree).
+    cost_gate : bool, default True
+        Stay plain NUTS when a surrogate cannot pay off in this run (judged once, just before
+        the first training). ``False`` learns a surrogate whatever it costs: to save it with
+        ``save_to`` and reuse it across many runs, or in tests.
     **kwargs
         Passed to :class:`pymc.NUTS` (for example ``max_treedepth``, ``Emax``, ``scaling``).
 
@@ -148,7 +162,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
     >>> import surrogate_hmc as shmc
     >>> with pm.Model():
     ...     x = pm.Normal("x", shape=2)
-    ...     step = shmc.SurrogateHMC(surrogate="logp", schedule=shmc.Schedule(start=50, every=50))
+    ...     step = shmc.SurrogateHMC(schedule=shmc.Schedule(start=50, every=50), cost_gate=False)
     ...     idata = pm.sample(
     ...         step=step, tune=200, draws=100, chains=1, progressbar=False,
     ...         compute_convergence_checks=False, random_seed=1,
@@ -167,7 +181,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         self,
         vars=None,
         *,
-        surrogate: Literal["gradient", "logp"] | TrainedSurrogate | str | os.PathLike = "gradient",
+        surrogate: Literal["gradient", "logp"] | TrainedSurrogate | str | os.PathLike = "logp",
         trajectory: Literal["static", "nuts"] | None = None,
         surrogate_transitions: int = 2,
         n_steps: int | None = None,
@@ -179,6 +193,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         exact_prior: bool = True,
         save_to: str | os.PathLike | None = None,
         target_accept: float = 0.8,
+        cost_gate: bool = True,
         model=None,
         initial_point=None,
         **kwargs,
@@ -197,6 +212,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         self.training = check_instance("training", training, TrainingConfig)
         self.buffer_size = int(buffer_size)
         self.exact_prior = bool(exact_prior)
+        self.cost_gate = check_bool("cost_gate", cost_gate)
         self.save_to = save_to
         value_vars = options.continuous_value_vars(model, vars)
         if initial_point is None:
@@ -235,11 +251,12 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         self._exact.record = chain.exact
         self._lifecycle = self._plan_life(chain.tune)
 
-    def _start_chain(self, tune: int | None, warn: bool = True) -> None:
+    def _start_chain(self, tune: int | None, draws: int | None = None, warn: bool = True) -> None:
         tune = DEFAULT_TUNE if tune is None else tune
+        draws = DEFAULT_DRAWS if draws is None else draws
         life = self._plan_life(tune).init()
         self.chain = ChainState(
-            life, ExactRecord(TrainingBuffer(self.buffer_size, self._dim)), tune
+            life, ExactRecord(TrainingBuffer(self.buffer_size, self._dim)), tune, draws
         )
         if warn and self._given is None and not self._lifecycle.plan.training_iterations:
             warnings.warn(messages.too_short(tune, self.schedule), SurrogateWarning, stacklevel=3)
@@ -250,6 +267,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
             self.switch_test,
             given_at=None if self._given is None else min(REUSE_AFTER, tune // 4),
             target_accept=self.target_accept,
+            cost_gate=self.cost_gate,
         )
 
     def setup_chain(self, rng, tune: int, draws: int) -> None:
@@ -257,19 +275,19 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         super().setup_chain(rng, tune, draws)
         INTERRUPTS.watch()
         INTERRUPTS.forget()
-        self._start_chain(tune)
+        self._start_chain(tune, draws)
 
     def set_rng(self, rng) -> None:
         """Start a chain (PyMC 5): fresh per-chain state, ``tune`` read from ``pm.sample``."""
         super().set_rng(rng)
         INTERRUPTS.watch()
         INTERRUPTS.forget()
-        self._start_chain(tune_from_pymc5_caller())
+        self._start_chain(*(run_length_from_pymc5_caller() or (None, None)))
 
     def reset_tuning(self, start=None) -> None:
         """Restart tuning from scratch (PyMC calls this as each chain starts)."""
         super().reset_tuning(start)
-        self._start_chain(self.chain.tune, warn=False)
+        self._start_chain(self.chain.tune, self.chain.draws, warn=False)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -352,6 +370,17 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
             if next_action is Action.NONE:
                 chain.candidate = None
             return next_action
+        if action is Action.ASSESS_COST:
+            chain.life, next_action = self._lifecycle.assessed(chain.life, self._judge_cost())
+            return next_action
+        if action is Action.STAY_NUTS:
+            chain.exact.collecting = False
+            assert chain.life.cost is not None
+            if not self._cost_warned:
+                self._cost_warned = True
+                message = messages.cannot_pay(chain.life.cost, chain.exact.ledger)
+                warnings.warn(message, SurrogateCostWarning, stacklevel=5)
+            return Action.NONE
         if action is Action.START_PILOT:
             assert chain.candidate is not None and chain.last_exact is not None
             chain.in_use = chain.candidate
@@ -364,6 +393,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         elif action is Action.SWITCH:
             assert chain.kernel is not None
             chain.kernel.adapting_step_size = True
+            self._kernel.adapt_metric(chain.kernel, iteration, chain.tune)
         elif action is Action.ADOPT:
             assert chain.kernel is not None and chain.candidate is not None
             chain.in_use = chain.candidate
@@ -381,6 +411,21 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
                 )
         chain.candidate = None
         return Action.NONE
+
+    def _judge_cost(self) -> CostVerdict:
+        """Measure an exact logp (a few times) and judge a surrogate for what the chain has left."""
+        chain, position = self.chain, self.chain.last_exact
+        assert position is not None, "the cost gate follows exact iterations"
+        ledger = chain.exact.ledger
+        n_logp, logp_seconds = ledger.n_logp, ledger.logp_seconds
+        for _ in range(COST_GATE_LOGP_CALLS):
+            self._exact.logp(position.position)
+        logp = (ledger.logp_seconds - logp_seconds) / (ledger.n_logp - n_logp)
+        return judge_cost(
+            exact_iteration=ledger.median_iteration_seconds(0),
+            logp=logp,
+            remaining=chain.tune - self.iter_count + chain.draws,
+        )
 
     def _fit(self, action: Action, iteration: int) -> TrainingRecord:
         refuse_fork_after_jax("training the surrogate")
@@ -466,5 +511,8 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         ``None`` when that chain is not using a surrogate. With ``cores>1`` the chains run in
         other processes: use ``save_to`` instead.
         """
-        inverse_mass = inverse_mass_diagonal(self.potential)
+        kernel = self.chain.kernel
+        if kernel is None:
+            return None
+        inverse_mass = self._kernel.inverse_mass(kernel, self.potential)
         return self.chain.trained_surrogate(self._variables, inverse_mass)
