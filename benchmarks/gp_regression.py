@@ -42,7 +42,7 @@ import surrogate_hmc as shmc
 
 SAMPLERS = {
     "nuts": ("PyMC NUTS", None),
-    "gradient": ("SurrogateHMC gradient/static", {}),
+    "gradient": ("SurrogateHMC gradient/static", {"surrogate": "gradient"}),
     "logp": ("SurrogateHMC logp/NUTS", {"surrogate": "logp", "trajectory": "nuts"}),
 }
 

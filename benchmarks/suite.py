@@ -1,8 +1,9 @@
 """Benchmark suite: ``SurrogateHMC`` against PyMC's NUTS and nutpie on the method papers' models.
 
 For each model of ``benchmarks/models.py`` (GP regression, GARCH(2,1), logistic regression,
-banana, ill-conditioned Gaussian, Lotka-Volterra), every sampler runs in this one process with
-the same tune, draws, chains and seed, and each whole run is timed, compilation included:
+banana, ill-conditioned Gaussian, Lotka-Volterra, correlated linear regression, non-centred
+hierarchical regression), every sampler runs in this one process with the same tune, draws,
+chains and seed, and each whole run is timed, compilation included:
 
 - ``nuts``: ``pm.sample(nuts_sampler="pymc")``, the reference;
 - ``nutpie``: ``nutpie.compile_pymc_model`` (numba backend) and ``nutpie.sample``;
@@ -61,7 +62,7 @@ import surrogate_hmc as shmc
 ROOT = Path(__file__).resolve().parent.parent
 SURROGATE_OPTIONS = {
     "logp": {"surrogate": "logp", "trajectory": "nuts"},
-    "gradient": {},
+    "gradient": {"surrogate": "gradient"},
 }
 # The gradient surrogate is left out by default to keep the full run within about 40 minutes.
 DEFAULT_SAMPLERS = ["nuts", "nutpie", "logp"]

@@ -45,20 +45,23 @@ def laplace_inverse_mass(logdensity, center: np.ndarray) -> np.ndarray | None:
     return (vectors / eigenvalues) @ vectors.T
 
 
-def regularized_covariance(draws: np.ndarray) -> np.ndarray:
-    """The draws' covariance, shrunk toward its diagonal as much as few draws need.
+def regularized_covariance(draws: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """The draws' covariance, shrunk toward the ``prior`` metric as much as few draws need.
+
+    The weight of the draws is ``n / (n + 2 dim)``. Shrinking toward the metric in use, not
+    toward a diagonal, keeps a near-degenerate correlation that the metric already captures.
 
     Examples
     --------
-    >>> draws = np.random.default_rng(0).normal(size=(400, 2)) @ np.array([[1.0, 0.9], [0, 0.4]])
-    >>> np.round(regularized_covariance(draws), 1)
+    >>> draws = np.random.default_rng(0).normal(size=(4000, 2)) @ np.array([[1.0, 0.9], [0, 0.4]])
+    >>> np.round(regularized_covariance(draws, np.eye(2)), 1)
     array([[1. , 0.9],
            [0.9, 1. ]])
     """
     n, dim = draws.shape
+    weight = n / (n + 2 * dim)
     covariance = np.atleast_2d(np.cov(draws, rowvar=False))
-    shrink = 1e-3 + 0.05 * min(1.0, dim / n)
-    return (1 - shrink) * covariance + shrink * np.diag(np.diag(covariance))
+    return weight * covariance + (1 - weight) * prior
 
 
 @dataclass
@@ -74,7 +77,7 @@ class MetricAdaptation:
     >>> adaptation.window_ends
     (160, 280)
     >>> draws = np.random.default_rng(0).normal(size=(60, 2))
-    >>> [adaptation.update(i, q) is None for i, q in enumerate(draws, start=100)][-1]
+    >>> [adaptation.update(i, q, np.ones(2)) is None for i, q in enumerate(draws, start=100)][-1]
     False
     """
 
@@ -87,15 +90,20 @@ class MetricAdaptation:
         left = tune - switch
         return cls(tuple(switch + int(fraction * left) for fraction in METRIC_WINDOWS))
 
-    def update(self, iteration: int, position: np.ndarray) -> np.ndarray | None:
-        """Take in one tuning draw; a new inverse mass matrix when a window ends here."""
+    def update(self, iteration: int, position: np.ndarray, in_use: np.ndarray) -> np.ndarray | None:
+        """Take in one tuning draw; a new inverse mass matrix when a window ends here.
+
+        ``in_use`` is the inverse mass matrix in use (dense, or its diagonal): the window's
+        covariance is shrunk toward it.
+        """
         self.draws.append(np.array(position, dtype=np.float64))
         if iteration + 1 not in self.window_ends:
             return None
         draws, self.draws = np.array(self.draws), []
         if len(draws) < MIN_WINDOW_DRAWS or not np.all(np.isfinite(draws)):
             return None
-        covariance = regularized_covariance(draws)
+        prior = np.diag(in_use) if np.ndim(in_use) == 1 else in_use
+        covariance = regularized_covariance(draws, prior)
         try:
             np.linalg.cholesky(covariance)
         except np.linalg.LinAlgError:

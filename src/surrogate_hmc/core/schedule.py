@@ -134,7 +134,7 @@ class SwitchTest:
     max_validation_error: float = 0.5
     pilot_iterations: int = 30
     min_acceptance_ratio: float = 0.6
-    min_second_stage: float = 0.9
+    min_second_stage: float = 0.8
 
     def __post_init__(self) -> None:
         checked = {

@@ -221,7 +221,8 @@ class SurrogateKernel:
         if tune:
             potential.update(current.position, None, tune)
             if state.metric is not None:
-                new_metric = state.metric.update(iteration, np.asarray(current.position))
+                position = np.asarray(current.position)
+                new_metric = state.metric.update(iteration, position, inverse_mass)
                 if new_metric is not None:
                     self._use_metric(state, new_metric)
         warning = None

@@ -417,6 +417,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         chain, position = self.chain, self.chain.last_exact
         assert position is not None, "the cost gate follows exact iterations"
         ledger = chain.exact.ledger
+        self._exact.logp(position.position)  # the first call may compile the function
         n_logp, logp_seconds = ledger.n_logp, ledger.logp_seconds
         for _ in range(COST_GATE_LOGP_CALLS):
             self._exact.logp(position.position)
