@@ -130,9 +130,12 @@ def main(fast: bool = False, seed: int = 1) -> None:
 
         # First run: PyMC's NUTS at the start of tuning, training, then NUTS on the surrogate.
         # With cores=1 the chains run one after the other here; the last one's surrogate is
-        # saved at the end of its tuning.
+        # saved at the end of its tuning. The fast run's 100 points are too cheap a model for a
+        # surrogate to pay off: cost_gate=False learns one anyway, so that it runs the example.
         with model:
-            step = shmc.SurrogateHMC(surrogate="logp", trajectory="nuts", save_to=path)
+            step = shmc.SurrogateHMC(
+                surrogate="logp", trajectory="nuts", save_to=path, cost_gate=not fast
+            )
             start = time.perf_counter()
             first = pm.sample(step=step, tune=tune, random_seed=seed, **sample_kwargs)
             first_seconds = time.perf_counter() - start

@@ -39,7 +39,7 @@ def nuts_run():
     with model:
         step = shmc.SurrogateHMC(
             surrogate="logp", exact_prior=False, schedule=shmc.Schedule(start=60, every=30),
-            **SMALL,
+            cost_gate=False, **SMALL,
         )  # fmt: skip
         idata = pm.sample(
             step=step, tune=200, draws=150, chains=2, random_seed=1,
@@ -54,8 +54,8 @@ def static_run():
     model, *_ = models.banana()
     with model:
         step = shmc.SurrogateHMC(
-            schedule=shmc.Schedule(start=40, every=30),
-            switch_test=shmc.SwitchTest(max_validation_error=np.inf), **SMALL,
+            surrogate="gradient", schedule=shmc.Schedule(start=40, every=30),
+            switch_test=shmc.SwitchTest(max_validation_error=np.inf), cost_gate=False, **SMALL,
         )  # fmt: skip
         idata = pm.sample(step=step, tune=150, draws=100, chains=1, random_seed=2, **QUIET)
     return model, step, idata

@@ -50,7 +50,9 @@ def test_a_surrogate_that_cannot_be_written_after_tuning_is_a_warning_and_the_tr
     directory = tmp_path / "gone"
     directory.mkdir()
     with normal_model():
-        step = shmc.SurrogateHMC(surrogate="logp", schedule=QUICK, save_to=directory / "s.npz")
+        step = shmc.SurrogateHMC(
+            surrogate="logp", schedule=QUICK, save_to=directory / "s.npz", cost_gate=False
+        )
         directory.rmdir()  # removed while sampling runs
         with pytest.warns(
             shmc.SurrogateWarning, match=r"Could not save the surrogate to '.*s\.npz'"
@@ -67,7 +69,7 @@ FORK_AFTER_JAX = textwrap.dedent(
     with pm.Model():
         pm.Normal("x", shape=2)
         try:
-            step = shmc.SurrogateHMC(schedule=shmc.Schedule(start=20, stop=20))
+            step = shmc.SurrogateHMC(schedule=shmc.Schedule(start=20, stop=20), cost_gate=False)
             pm.sample(step=step, tune=100, draws=10, chains=2, cores=2,
                       progressbar=False, compute_convergence_checks=False)
         except Exception as error:
@@ -90,7 +92,7 @@ REUSED_WITH_FORKSERVER = textwrap.dedent(
     import pymc as pm, surrogate_hmc as shmc
     with pm.Model():
         pm.Normal("x", shape=2)
-        step = shmc.SurrogateHMC(schedule=shmc.Schedule(start=20, stop=20))
+        step = shmc.SurrogateHMC(schedule=shmc.Schedule(start=20, stop=20), cost_gate=False)
         kwargs = dict(tune=100, draws=10, progressbar=False, compute_convergence_checks=False)
         pm.sample(step=step, chains=1, cores=1, **kwargs)  # JAX runs here, in the parent
         # The step, its JAX arrays included, goes to workers that did not fork from here.
@@ -162,7 +164,7 @@ def test_a_given_surrogate_is_checked_without_starting_jax_in_the_parent(tmp_pat
     # Chains forked from the parent can then use JAX (see the fork test above).
     path = tmp_path / "s.npz"
     with normal_model():
-        step = shmc.SurrogateHMC(surrogate="logp", schedule=QUICK, save_to=path)
+        step = shmc.SurrogateHMC(surrogate="logp", schedule=QUICK, save_to=path, cost_gate=False)
         pm.sample(step=step, tune=200, draws=10, chains=1, random_seed=1, **SAMPLE)
     output = run_python(GIVEN_BEFORE_FORK, str(path), timeout=300).stdout
     assert output.strip().endswith("jax not started")

@@ -14,8 +14,9 @@ import pytest
 
 import surrogate_hmc as shmc
 from surrogate_hmc.core.cost import build_cost_network
-from surrogate_hmc.core.network import NetworkConfig, Standardization, StandardizedMLP
+from surrogate_hmc.core.network import NetworkConfig
 from surrogate_hmc.core.persistence import module_arrays, write_archive
+from surrogate_hmc.core.structure import StructuredNetwork, Whitening
 from surrogate_hmc.core.surrogate import LogDensitySurrogate
 
 NETWORK = NetworkConfig(width=8)
@@ -23,13 +24,12 @@ NETWORK = NetworkConfig(width=8)
 
 def saved_surrogate(path: Path) -> Path:
     x = np.random.default_rng(0).normal(size=(50, 2))
-    mlp = StandardizedMLP(
-        NETWORK.build(2, 1, key=jax.random.key(0)),
-        Standardization.fit(x),
-        Standardization.fit(-0.5 * np.sum(x**2, axis=1, keepdims=True)),
-    )
+    network = StructuredNetwork(
+        NETWORK.build(2, 1, key=jax.random.key(0)), Whitening.fit(x), np.full(2, 3.0),
+        np.asarray(4.0), np.zeros(2), np.eye(2), np.zeros(1),
+    )  # fmt: skip
     trained = shmc.TrainedSurrogate.from_surrogate(
-        LogDensitySurrogate(mlp), variables=[("x", (2,))], network=NETWORK, step_size=0.5,
+        LogDensitySurrogate(network), variables=[("x", (2,))], network=NETWORK, step_size=0.5,
         inverse_mass=np.ones(2),
     )  # fmt: skip
     return trained.save(path)
@@ -235,7 +235,11 @@ def test_a_bad_file_is_refused_with_its_name_and_the_reason(
 # fmt: off
 SURROGATE_CASES = [
     pytest.param("arrays", "inverse_mass", np.array([1.0, -1.0]),
-                 "its inverse mass matrix is not all positive and finite", id="negative mass"),
+                 "its inverse mass matrix is not positive definite and finite",
+                 id="negative mass"),
+    pytest.param("arrays", "inverse_mass", np.array([[1.0, 2.0], [2.0, 1.0]]),
+                 "its inverse mass matrix is not positive definite and finite",
+                 id="indefinite dense mass"),
     pytest.param("arrays", "inverse_mass", np.ones(3),
                  "its records are invalid (inverse_mass (3,)", id="mass of wrong shape"),
     pytest.param("arrays", "center", np.array([0.0, np.inf]),

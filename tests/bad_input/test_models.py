@@ -19,10 +19,11 @@ QUICK = shmc.Schedule(start=60, every=30, stop=120)
 
 
 def run(model, *, tune=300, draws=1000, chains=2, seed=1, **step_options):
+    """Sample with SurrogateHMC past the cost gate (which keeps these cheap models NUTS)."""
     with model:
         return pm.sample(
-            step=shmc.SurrogateHMC(**step_options), tune=tune, draws=draws, chains=chains,
-            random_seed=seed, **SAMPLE,
+            step=shmc.SurrogateHMC(cost_gate=False, **step_options), tune=tune, draws=draws,
+            chains=chains, random_seed=seed, **SAMPLE,
         )  # fmt: skip
 
 
@@ -39,13 +40,14 @@ def nan_above_one():
 
 
 # NUTS on a smooth log-density surrogate crosses the edge at x = 1 often, and the exact
-# correction rejects those proposals: a second-stage acceptance near 0.85, below the default
-# switch test's 0.9. Loosened here, so that the surrogate phase meets the region.
+# correction rejects those proposals: a second-stage acceptance near 0.85, close to the default
+# switch test's 0.8. Loosened here, so that the surrogate phase surely meets the region.
 THROUGH_THE_EDGE = {"surrogate": "logp", "switch_test": shmc.SwitchTest(min_second_stage=0.5)}
+GRADIENT = {"surrogate": "gradient"}
 NON_FINITE = [
-    pytest.param(models.truncated_normal, {}, id="minus-inf-gradient"),
+    pytest.param(models.truncated_normal, GRADIENT, id="minus-inf-gradient"),
     pytest.param(models.truncated_normal, THROUGH_THE_EDGE, id="minus-inf-logp"),
-    pytest.param(nan_above_one, {}, id="nan-gradient"),
+    pytest.param(nan_above_one, GRADIENT, id="nan-gradient"),
     pytest.param(nan_above_one, THROUGH_THE_EDGE, id="nan-logp"),
 ]
 
@@ -77,7 +79,7 @@ def test_a_network_that_fails_to_train_warns_and_falls_back_to_exact_nuts():
     model, names, mean, variance = models.conjugate_regression()
     diverging = shmc.TrainingConfig(learning_rate=1e8, max_steps=200)
     with pytest.warns(shmc.SurrogateWarning, match="never passed the switch test"):
-        idata = run(model, tune=200, schedule=QUICK, training=diverging)
+        idata = run(model, tune=200, surrogate="gradient", schedule=QUICK, training=diverging)
     assert np.all(sample_stat(idata, "phase") == 0)
     assert np.all(sample_stat(idata, "n_exact_grad") >= 1)
     assert_moments(posterior_array(idata, names), mean, variance)
@@ -87,7 +89,7 @@ def test_tuning_too_short_to_train_warns_and_samples_with_exact_nuts():
     model, names, mean, variance = models.conjugate_regression()
     # The default schedule trains a gradient surrogate from tuning iteration 150 on.
     with pytest.warns(shmc.SurrogateWarning, match=r"tune=100 is too short .* exact NUTS"):
-        idata = run(model, tune=100)
+        idata = run(model, tune=100, surrogate="gradient")
     assert np.all(sample_stat(idata, "phase") == 0)
     assert np.all(sample_stat(idata, "n_exact_grad") >= 1)
     assert_moments(posterior_array(idata, names), mean, variance)

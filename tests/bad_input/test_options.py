@@ -12,6 +12,7 @@ import pymc as pm
 import pytest
 
 import surrogate_hmc as shmc
+from surrogate_hmc.core.trained import network_shapes
 from tests.step_methods import models
 
 NAN, INF = float("nan"), float("inf")
@@ -44,7 +45,7 @@ SURROGATE_MUST_BE = (
         pytest.param({"surrogate": 3}, TypeError, f"{SURROGATE_MUST_BE}, got int.",
                      id="surrogate-wrong-type"),
         pytest.param(
-            {"trajectory": "nuts"}, ValueError,
+            {"surrogate": "gradient", "trajectory": "nuts"}, ValueError,
             "trajectory='nuts' needs a surrogate of the log-density to build trees with; a "
             "gradient surrogate has no energy. Use surrogate='logp' or trajectory='static'.",
             id="nuts-with-a-gradient-surrogate",
@@ -145,6 +146,7 @@ def test_numpy_numbers_are_accepted():
     model, *_ = models.conjugate_regression()
     with model:
         step = shmc.SurrogateHMC(
+            surrogate="gradient",  # static trajectories, whose n_steps can be set
             schedule=shmc.Schedule(start=np.int64(50), every=np.int32(25)),
             switch_test=shmc.SwitchTest(max_validation_error=np.float32(0.25)),
             training=shmc.TrainingConfig(learning_rate=np.float64(1e-3)),
@@ -318,7 +320,7 @@ def trained_on_x() -> shmc.TrainedSurrogate:
     with pm.Model():
         pm.Normal("x", 0.0, 1.0)
         step = shmc.SurrogateHMC(
-            surrogate="logp", schedule=shmc.Schedule(start=50, every=50),
+            surrogate="logp", schedule=shmc.Schedule(start=50, every=50), cost_gate=False,
             network=shmc.NetworkConfig(width=16), training=shmc.TrainingConfig(max_steps=300),
         )  # fmt: skip
         pm.sample(step=step, tune=200, draws=10, chains=1, random_seed=1, **SAMPLE)
@@ -356,12 +358,15 @@ def test_a_surrogate_for_other_variables_is_refused(trained_on_x, make_model, wo
 
 
 def test_a_given_gradient_surrogate_cannot_drive_nuts(trained_on_x):
+    network = trained_on_x.network
     as_gradient = shmc.TrainedSurrogate(
-        kind="gradient", variables=trained_on_x.variables, network=trained_on_x.network,
-        arrays=trained_on_x.arrays, exact_prior=True, step_size=0.1, inverse_mass=np.ones(1),
+        kind="gradient", variables=trained_on_x.variables, network=network,
+        arrays=tuple(np.ones(shape) for shape in network_shapes(network, 1, "gradient")),
+        exact_prior=True, step_size=0.1, inverse_mass=np.ones(1),
     )  # fmt: skip
     with pm.Model():
         pm.Normal("x", 0.0, 1.0)
+        shmc.SurrogateHMC(surrogate=as_gradient)  # a usable surrogate, with static trajectories
         with refused(ValueError, "a gradient surrogate has no energy"):
             shmc.SurrogateHMC(surrogate=as_gradient, trajectory="nuts")
 

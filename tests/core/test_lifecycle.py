@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from surrogate_hmc.core.costs import judge_cost
 from surrogate_hmc.core.lifecycle import (
     RECENT_EXACT_ITERATIONS,
     Action,
@@ -161,3 +162,57 @@ def test_the_pilot_compares_with_the_recent_exact_acceptance_only():
     assert action is Action.REVERT
     assert state.records[-1].pilot.second_stage_acceptance is None
     assert np.isclose(state.records[-1].pilot.required, 0.6 * 0.9)
+
+
+# -- the cost gate --------------------------------------------------------------------------
+
+PAYS = judge_cost(exact_iteration=0.05, logp=0.002, remaining=1950)
+DOES_NOT_PAY = judge_cost(exact_iteration=3e-4, logp=1e-5, remaining=1950)
+
+
+def test_the_cost_gate_is_asked_at_the_first_training_only():
+    life = lifecycle(cost_gate=True)
+    state, actions = run_exact(life, life.init(), range(10))
+    assert not actions and state.cost is None
+    state, action = life.update(state, 10, EXACT)
+    assert action is Action.ASSESS_COST and state.phase is Phase.EXACT
+    state, action = life.assessed(state, PAYS)
+    assert action is Action.TRAIN and state.cost is PAYS and state.phase is Phase.EXACT
+    state, action = life.trained(state, record(10, error=0.9))  # a failed fit
+    state, actions = run_exact(life, state, range(11, 21))
+    assert actions == {20: Action.TRAIN}, "the gate is asked once"
+
+
+def test_a_surrogate_that_cannot_pay_leaves_plain_nuts():
+    life = lifecycle(cost_gate=True)
+    state, _ = run_exact(life, life.init(), range(10))
+    state, action = life.update(state, 10, EXACT)
+    assert action is Action.ASSESS_COST
+    state, action = life.assessed(state, DOES_NOT_PAY)
+    assert (action, state.phase) == (Action.STAY_NUTS, Phase.EXACT_ONLY)
+    assert state.cost is DOES_NOT_PAY and not state.records
+    assert not life.collects(state, 11) and not life.learns_online(state, 11)
+    state, actions = run_exact(life, state, range(11, 100))
+    assert not actions, "nothing trains after the gate said no"
+    state, action = life.final(state)
+    assert action is Action.STAY_EXACT
+    assert not life.never_switched(state), "the gate's decision was said when it was taken"
+
+
+def test_without_the_cost_gate_the_first_training_comes_straight():
+    life = lifecycle()
+    assert not life.cost_gate
+    state, actions = run_exact(life, life.init(), range(11))
+    assert actions == {10: Action.TRAIN} and state.cost is None
+
+
+def test_a_given_surrogate_is_not_gated_nor_the_trainings_after_it():
+    life = lifecycle(given_at=5, cost_gate=True)
+    state, actions = run_exact(life, life.init(), range(6))
+    assert actions == {5: Action.USE_GIVEN}
+    state, action = life.trained(state, TrainingRecord(5, 0, given=True))
+    for iteration in (6, 7, 8):
+        state, action = life.update(state, iteration, BAD_PILOT)
+    assert (action, state.phase) == (Action.REVERT, Phase.EXACT)
+    state, actions = run_exact(life, state, range(9, 11))
+    assert actions == {10: Action.TRAIN} and state.cost is None

@@ -18,6 +18,7 @@ from surrogate_hmc.core.persistence import (
     read_archive,
     write_archive,
 )
+from surrogate_hmc.core.structure import StructuredNetwork, Whitening
 from surrogate_hmc.core.surrogate import GradientSurrogate, LogDensitySurrogate
 from surrogate_hmc.core.trained import TrainedSurrogate
 
@@ -31,6 +32,22 @@ def standardized_mlp(network: NetworkConfig, out: int, seed: int = 0) -> Standar
         network.build(DIM, out, key=jax.random.key(seed)),
         Standardization.fit(x),
         Standardization.fit(rng.normal(size=(50, out))),
+    )
+
+
+def structured_network(network: NetworkConfig, seed: int = 0) -> StructuredNetwork:
+    # A log-density network with a whitening, radius, reach, base and offset not at defaults.
+    rng = np.random.default_rng(seed)
+    positions = rng.normal(size=(50, DIM)) @ rng.normal(size=(DIM, DIM))
+    square = rng.normal(size=(DIM, DIM))
+    return StructuredNetwork(
+        network.build(DIM, 1, key=jax.random.key(seed)),
+        Whitening.fit(positions),
+        rng.uniform(1.0, 3.0, size=DIM),
+        np.asarray(2.5),
+        rng.normal(size=DIM),
+        square @ square.T,
+        rng.normal(size=1),
     )
 
 
@@ -123,17 +140,26 @@ def trained(surrogate, network: NetworkConfig) -> TrainedSurrogate:
 
 
 @pytest.mark.parametrize(
-    ("surrogate_class", "out"), [(GradientSurrogate, DIM), (LogDensitySurrogate, 1)]
+    ("surrogate_class", "make_network"),
+    [
+        (GradientSurrogate, lambda network: standardized_mlp(network, DIM)),
+        (LogDensitySurrogate, structured_network),
+    ],
+    ids=["gradient", "logp"],
 )
-def test_a_trained_surrogate_saves_and_loads_the_same_function(tmp_path, surrogate_class, out):
+def test_a_trained_surrogate_saves_and_loads_the_same_function(
+    tmp_path, surrogate_class, make_network
+):
     network = NetworkConfig(width=8, depth=1, activation="tanh")
-    surrogate = surrogate_class(standardized_mlp(network, out))
+    surrogate = surrogate_class(make_network(network))
     loaded = TrainedSurrogate.load(trained(surrogate, network).save(tmp_path / "surrogate"))
     assert loaded.kind == surrogate.kind and loaded.network == network
     rebuilt = loaded.build()
     assert type(rebuilt) is surrogate_class
     q = jnp.array([0.1, -0.4, 2.0])
     np.testing.assert_array_equal(rebuilt.force(q), surrogate.force(q))
+    if surrogate.has_logdensity:  # the offset too, which the force does not show
+        assert float(rebuilt.logdensity(q)) == float(surrogate.logdensity(q))
 
 
 @pytest.mark.parametrize(
@@ -146,7 +172,7 @@ def test_a_trained_surrogate_saves_and_loads_the_same_function(tmp_path, surroga
     ids=["width", "depth", "activation"],
 )
 def test_a_network_config_that_does_not_describe_the_network_is_refused(recorded):
-    surrogate = LogDensitySurrogate(standardized_mlp(NetworkConfig(width=8, depth=2), 1))
+    surrogate = LogDensitySurrogate(structured_network(NetworkConfig(width=8, depth=2)))
     with pytest.raises(ValueError, match="The surrogate's network is not a NetworkConfig"):
         trained(surrogate, recorded)
 

@@ -16,9 +16,11 @@ SAMPLE = {"progressbar": False, "compute_convergence_checks": False}
 
 
 def quick_sample(model, seed=3, **kwargs):
+    """A short run that switches to a gradient surrogate (past the cost gate) during tuning."""
     options = {"tune": 200, "draws": 100, "chains": 2, "cores": 1, "random_seed": seed} | kwargs
+    step = {"surrogate": "gradient", "schedule": QUICK, "cost_gate": False}
     with model:
-        return pm.sample(step=shmc.SurrogateHMC(schedule=QUICK), **SAMPLE, **options)
+        return pm.sample(step=shmc.SurrogateHMC(**step), **SAMPLE, **options)
 
 
 def test_stats_say_what_each_draw_cost():
@@ -49,7 +51,7 @@ def test_same_seed_same_draws_and_chains_differ():
 def test_sampling_state_round_trip_reproduces_a_surrogate_step(surrogate):
     model, *_ = models.conjugate_regression()
     with model:
-        step = shmc.SurrogateHMC(surrogate=surrogate, schedule=QUICK)
+        step = shmc.SurrogateHMC(surrogate=surrogate, schedule=QUICK, cost_gate=False)
     rng = np.random.default_rng(0)
     tune = 1000  # still tuning after 160 steps; a logp surrogate learns online until 300
     if int(pm.__version__.split(".")[0]) >= 6:
@@ -86,7 +88,10 @@ def test_compound_step_next_to_a_discrete_sampler():
     with pm.Model():
         z = pm.Bernoulli("z", 0.5)
         x = pm.Normal("x", 3.0 * z, 1.0)
-        steps = [shmc.SurrogateHMC(vars=[x], schedule=QUICK), pm.BinaryGibbsMetropolis([z])]
+        surrogate = shmc.SurrogateHMC(
+            vars=[x], surrogate="gradient", schedule=QUICK, cost_gate=False
+        )
+        steps = [surrogate, pm.BinaryGibbsMetropolis([z])]
         with pytest.warns(shmc.SurrogateWarning, match="never passed"):
             idata = pm.sample(
                 step=steps, tune=300, draws=2000, chains=2, cores=1, random_seed=5, **SAMPLE
@@ -102,7 +107,7 @@ MULTIPROCESS_SCRIPT = textwrap.dedent(
     with pm.Model():
         pm.Normal("x", 1.0, 2.0, shape=2)
         step = shmc.SurrogateHMC(
-            surrogate=surrogate, save_to=save_to,
+            surrogate=surrogate, save_to=save_to, cost_gate=False,
             schedule=shmc.Schedule(start=60, every=30, stop=120),
         )
         idata = pm.sample(
@@ -132,7 +137,9 @@ PROGRESSBAR_SCRIPT = textwrap.dedent(
     import pymc as pm, surrogate_hmc as shmc
     with pm.Model():
         pm.Normal("x", shape=2)
-        step = shmc.SurrogateHMC(surrogate="logp", schedule=shmc.Schedule(start=50, every=50))
+        step = shmc.SurrogateHMC(
+            surrogate="logp", schedule=shmc.Schedule(start=50, every=50), cost_gate=False
+        )
         pm.sample(step=step, tune=150, draws=20, chains=1, cores=1, progressbar=True,
                   compute_convergence_checks=False, random_seed=1)
     """

@@ -13,8 +13,9 @@ QUICK = shmc.Schedule(start=60, every=30, stop=120)
 
 
 def run(model, *, tune=400, draws=1000, chains=2, seed=1, keep_warmup=False, **step_kwargs):
+    """Sample with a log-density surrogate; past the cost gate, which keeps cheap models NUTS."""
     with model:
-        step = shmc.SurrogateHMC(surrogate="logp", **step_kwargs)
+        step = shmc.SurrogateHMC(surrogate="logp", **{"cost_gate": False, **step_kwargs})
         idata = pm.sample(
             step=step, tune=tune, draws=draws, chains=chains, random_seed=seed,
             discard_tuned_samples=not keep_warmup, **SAMPLE,
@@ -86,8 +87,10 @@ def test_badly_trained_logp_surrogate_is_still_exact():
 
     The core test ``test_biased_surrogate_is_visibly_wrong_without_the_second_stage`` is the
     negative control: the same kind of surrogate without the correction fails this z-test.
+    Not a Gaussian posterior: the network's Gaussian base learns that in closed form, so no
+    training is too short for it.
     """
-    model, names, mean, variance = models.conjugate_regression()
+    model, names, mean, variance = models.banana()
     idata, step = run(
         model,
         draws=2000,
@@ -198,7 +201,8 @@ def test_a_surrogate_of_other_data_fails_its_pilot_and_a_new_one_is_trained(tmp_
 def test_a_cheap_model_gets_one_cost_warning_and_keeps_sampling():
     model, *_ = models.conjugate_regression()
     with model:
-        step = shmc.SurrogateHMC(surrogate="logp", schedule=QUICK)
+        # Past the cost gate, the surrogate's measured cost is what warns.
+        step = shmc.SurrogateHMC(surrogate="logp", schedule=QUICK, cost_gate=False)
         with pytest.warns(shmc.SurrogateCostWarning, match="too cheap") as record:
             idata = pm.sample(step=step, tune=200, draws=300, chains=2, random_seed=5, **SAMPLE)
     assert len([w for w in record if w.category is shmc.SurrogateCostWarning]) == 1

@@ -1,4 +1,7 @@
-"""MCSE z-tests of SurrogateHMC's draws against analytic posteriors."""
+"""MCSE z-tests of SurrogateHMC's draws against analytic posteriors: the gradient surrogate.
+
+The log-density surrogate's: tests/step_methods/test_logp_surrogate.py.
+"""
 
 import numpy as np
 import pymc as pm
@@ -12,8 +15,9 @@ SAMPLE = {"progressbar": False, "compute_convergence_checks": False, "cores": 1}
 
 
 def run(model, *, tune=400, draws=1000, chains=2, seed=1, **step_kwargs):
+    """Sample with a gradient surrogate; past the cost gate, which keeps cheap models NUTS."""
     with model:
-        step = shmc.SurrogateHMC(**step_kwargs)
+        step = shmc.SurrogateHMC(surrogate="gradient", cost_gate=False, **step_kwargs)
         return pm.sample(
             step=step, tune=tune, draws=draws, chains=chains, random_seed=seed, **SAMPLE
         )
@@ -66,9 +70,10 @@ def test_badly_trained_surrogate_is_still_exact():
     model, names, mean, variance = models.conjugate_regression()
     with model:
         step = shmc.SurrogateHMC(
+            surrogate="gradient", cost_gate=False,
             training=shmc.TrainingConfig(max_steps=20, eval_every=10, learning_rate=1e-4),
             switch_test=shmc.SwitchTest(max_validation_error=np.inf, min_acceptance_ratio=0.0),
-        )
+        )  # fmt: skip
         idata = pm.sample(step=step, tune=400, draws=2000, chains=2, random_seed=1, **SAMPLE)
     assert_surrogate_phase(idata)
     assert step.training_history[-1].validation_error > 0.5, "the surrogate was not bad"

@@ -3,7 +3,7 @@
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import numpy as np
@@ -11,6 +11,7 @@ import numpy as np
 from surrogate_hmc.core.buffer import TrainingBuffer
 from surrogate_hmc.core.lifecycle import TrainingRecord
 from surrogate_hmc.core.network import NetworkConfig
+from surrogate_hmc.core.structure import StructuredNetwork
 from surrogate_hmc.core.surrogate import (
     SURROGATE_KINDS,
     AbstractLearnedSurrogate,
@@ -94,7 +95,11 @@ def fit_surrogate(
     }
     if start_from is not None:
         result = fit_log_density(
-            positions, logps, gradients, start_from=start_from.network, **options
+            positions,
+            logps,
+            gradients,
+            start_from=cast(StructuredNetwork, start_from.network),
+            **options,
         )
     elif kind == "logp":
         result = fit_log_density(positions, logps, gradients, **options)

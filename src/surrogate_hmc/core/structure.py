@@ -11,16 +11,17 @@ instead:
    the parametrization.
 2. **Gaussian base.** For a Gaussian the gradient is linear in the position, so a least-squares
    fit of the exact gradients, ``h(z) ~ h0 - B z`` in whitened units, gives its precision ``B``
-   exactly, from any handful of points. The base is ``h0 . z - z . B z / 2``.
+   exactly, from any handful of points. The base is ``h0 . z - z . B z / 2`` within the
+   training data's largest radius ``R0``; beyond it, it falls linearly along each ray (a
+   radial Huber), so that it never confines a chain more than an exponential tail would.
 3. **Bounded residual.** An MLP learns only the departure from the base, and sees each
    whitened coordinate squashed into the range of the training data,
    ``z_i / (1 + (z_i / R_i)^4)^(1/4)`` with ``R_i`` the largest ``|z_i|`` trained on. Inside
    the data it is nearly the identity; outside, the residual is flat, so the network cannot
    invent a wall where it saw no data and confine a chain there.
 
-The base extrapolates as the quadratic the exact gradients imply; along a direction where the
-expensive part of the model is flat (a parameter informed by its prior only), its curvature
-is zero and only the exact prior acts there.
+Along a direction where the expensive part of the model is flat (a parameter informed by its
+prior only), the base's curvature is zero and only the exact prior acts there.
 """
 
 import equinox as eqx
@@ -72,9 +73,9 @@ class Whitening(eqx.Module):
             distance = np.linalg.norm((positions - mean) @ transform.T, axis=1)
         return cls(jnp.asarray(mean), jnp.asarray(transform))
 
-    def apply(self, position: jax.Array) -> jax.Array:
+    def apply(self, position: jax.Array | np.ndarray) -> jax.Array:
         """Whitened coordinates of one position."""
-        return self.transform @ (position - self.mean)
+        return jnp.asarray(self.transform @ (position - self.mean))
 
     def pullback(self, gradients: np.ndarray) -> np.ndarray:
         """Gradients with respect to ``q`` (rows) as gradients with respect to ``z``."""
@@ -90,7 +91,7 @@ def _whitening(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.linalg.solve(cholesky, np.eye(len(mean)))
 
 
-def squash(z: jax.Array, radius: jax.Array) -> jax.Array:
+def squash(z: jax.Array, radius: jax.Array | np.ndarray | float) -> jax.Array:
     """``z / (1 + (z / radius)^4)^(1/4)`` per coordinate: near the identity inside, bounded.
 
     Examples
@@ -135,8 +136,9 @@ def fit_base(z: np.ndarray, gradients: np.ndarray) -> tuple[np.ndarray, np.ndarr
 class StructuredNetwork(eqx.Module):
     """A log-density: Gaussian base plus a bounded MLP residual, on whitened inputs.
 
-    ``__call__(q)`` returns shape ``(1,)``: ``offset + h0 . z - z . B z / 2 + mlp(squash(z))``
-    with ``z = inputs.apply(q)``.
+    ``__call__(q)`` returns shape ``(1,)``: ``offset + base(z) + mlp(squash(z))`` with
+    ``z = inputs.apply(q)`` and ``base(z) = h0 . z - z . B z / 2`` within ``reach`` of the
+    centre, continued linearly along each ray beyond it.
 
     Examples
     --------
@@ -148,6 +150,7 @@ class StructuredNetwork(eqx.Module):
     mlp: eqx.nn.MLP
     inputs: Whitening
     radius: jax.Array | np.ndarray
+    reach: jax.Array | np.ndarray
     linear: jax.Array | np.ndarray
     curvature: jax.Array | np.ndarray
     offset: jax.Array | np.ndarray
@@ -159,14 +162,21 @@ class StructuredNetwork(eqx.Module):
             network.build(dim, 1, key=key),
             Whitening(np.zeros(dim), np.eye(dim)),
             np.ones(dim),
+            np.asarray(np.inf),
             np.zeros(dim),
             np.zeros((dim, dim)),
             np.zeros(1),
         )
 
     def base(self, z: jax.Array) -> jax.Array:
-        """The Gaussian base at whitened ``z`` (without the offset)."""
-        return self.linear @ z - 0.5 * z @ (self.curvature @ z)
+        """The Gaussian base at whitened ``z`` (without the offset), linear beyond ``reach``."""
+        quadratic = z @ (self.curvature @ z)
+        r2 = jnp.sum(z**2)
+        outside = r2 > self.reach**2
+        r = jnp.sqrt(jnp.where(outside, r2, 1.0))
+        # Along a ray, r^2 / 2 becomes reach * r - reach^2 / 2: equal value and slope at reach.
+        huber = (quadratic / jnp.where(outside, r2, 1.0)) * (self.reach * r - 0.5 * self.reach**2)
+        return jnp.asarray(self.linear @ z - jnp.where(outside, huber, 0.5 * quadratic))
 
     def residual(self, z: jax.Array) -> jax.Array:
         """The network's bounded correction at whitened ``z``, shape ``(1,)``."""
@@ -175,4 +185,4 @@ class StructuredNetwork(eqx.Module):
     def __call__(self, position: jax.Array) -> jax.Array:
         """The learned log-density at ``position``, shape ``(1,)``."""
         z = self.inputs.apply(position)
-        return self.offset + self.base(z) + self.residual(z)
+        return jnp.asarray(self.offset + self.base(z) + self.residual(z))

@@ -156,7 +156,8 @@ class TrainedSurrogate:
                 "the exact prior added back, but none was given."
             )
         network = self._network()
-        return SURROGATE_KINDS[self.kind](network, exact_logdensity if self.exact_prior else None)
+        exact_part = exact_logdensity if self.exact_prior else None
+        return SURROGATE_KINDS[self.kind](network, exact_part)  # type: ignore[arg-type]
 
     def _network(self) -> StandardizedMLP | StructuredNetwork:
         return module_from_arrays(
@@ -271,7 +272,7 @@ def network_shapes(network: NetworkConfig, dim: int, kind: SurrogateKind) -> lis
     Examples
     --------
     >>> network_shapes(NetworkConfig(width=4, depth=1), dim=2, kind="logp")
-    [(4, 2), (4,), (1, 4), (1,), (2,), (2, 2), (2,), (2,), (2, 2), (1,)]
+    [(4, 2), (4,), (1, 4), (1,), (2,), (2, 2), (2,), (), (2,), (2, 2), (1,)]
     >>> network_shapes(NetworkConfig(width=4, depth=1), dim=2, kind="gradient")[-4:]
     [(2,), (2,), (2,), (2,)]
     """
@@ -280,7 +281,7 @@ def network_shapes(network: NetworkConfig, dim: int, kind: SurrogateKind) -> lis
     layers = [[(n_out, n_in), (n_out,)] for n_in, n_out in itertools.pairwise(sizes)]
     mlp = [shape for layer in layers for shape in layer]
     if kind == "logp":
-        return [*mlp, (dim,), (dim, dim), (dim,), (dim,), (dim, dim), (1,)]
+        return [*mlp, (dim,), (dim, dim), (dim,), (), (dim,), (dim, dim), (1,)]
     return [*mlp, (dim,), (dim,), (out,), (out,)]
 
 
@@ -310,7 +311,7 @@ def _positive_definite(matrix: np.ndarray) -> bool:
     return bool(np.allclose(matrix, matrix.T))
 
 
-def _same_structure(module: StandardizedMLP, skeleton: StandardizedMLP) -> bool:
+def _same_structure(module: eqx.Module, skeleton: eqx.Module) -> bool:
     # The same array shapes, and the same everything else (such as the activation).
     shapes = [a.shape for a in module_arrays(module)]
     if shapes != [a.shape for a in module_arrays(skeleton)]:

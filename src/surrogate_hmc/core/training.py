@@ -89,6 +89,12 @@ class TrainingConfig:
             object.__setattr__(self, name, value)
 
 
+REACH_QUANTILE = 0.99
+"""The Gaussian base is quadratic within this quantile of the training data's whitened radius."""
+MAX_TARGET = 1e8
+"""Training rows whose residual value or gradient is larger are left out (divergent points)."""
+
+
 @functools.cache
 def _optimizer(config: TrainingConfig) -> optax.GradientTransformation:
     # Cached per config so that refits reuse one compiled training step.
@@ -308,20 +314,29 @@ def fit_log_density(
         z_gradients = whitening.pullback(gradients)
         linear, curvature = fit_base(z[train & has_gradient], z_gradients[train & has_gradient])
         radius = np.max(np.abs(z[train]), axis=0)
+        reach = np.quantile(np.linalg.norm(z[train], axis=1), REACH_QUANTILE)
         structured = StructuredNetwork(
-            network.build(dim, 1, key=init_key), whitening, radius, linear, curvature, np.zeros(1)
-        )
+            network.build(dim, 1, key=init_key), whitening, radius, reach, linear, curvature,
+            np.zeros(1),
+        )  # fmt: skip
     else:
         structured = start_from
         z = np.asarray(jax.vmap(structured.inputs.apply)(positions))
         z_gradients = structured.inputs.pullback(gradients)
-    base_values = np.asarray(jax.vmap(structured.base)(z))
-    base_gradients = np.asarray(structured.linear) - z @ np.asarray(structured.curvature)
+    base_values, base_gradients = map(np.asarray, jax.vmap(jax.value_and_grad(structured.base))(z))
     if start_from is None:
         offset = np.median((values - base_values)[train], keepdims=True)
         structured = eqx.tree_at(lambda n: n.offset, structured, offset)
     value_targets = values - np.asarray(structured.offset)[0] - base_values
     gradient_targets = z_gradients - base_gradients
+    # Far divergent points (a trajectory that blew up, kept value-only) have no useful weight
+    # and would overflow single precision.
+    with np.errstate(over="ignore", invalid="ignore"):
+        usable = (np.abs(value_targets) < MAX_TARGET) & np.all(
+            np.abs(gradient_targets) < MAX_TARGET, axis=1
+        )
+    z, value_targets, gradient_targets = z[usable], value_targets[usable], gradient_targets[usable]
+    has_gradient, is_validation = has_gradient[usable], is_validation[usable]
     weights = np.stack(
         [
             1.0 / (1.0 + value_targets**2 / dim),

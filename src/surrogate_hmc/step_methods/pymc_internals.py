@@ -77,7 +77,7 @@ def run_length_from_pymc5_caller() -> tuple[int, int] | None:
             tune = int(local["tune"])
             return tune, int(local.get("draws", 2 * tune)) - tune
         process = local.get("self")
-        if name == "_start_loop" and isinstance(getattr(process, "_tune", None), int):
+        if process is not None and name == "_start_loop" and isinstance(process._tune, int):
             return int(process._tune), int(process._draws)
         frame = frame.f_back
     return None
