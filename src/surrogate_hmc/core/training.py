@@ -293,7 +293,7 @@ def fit_log_density(
     ...     network=NetworkConfig(width=16), training=TrainingConfig(max_steps=300),
     ...     key=jax.random.key(0),
     ... )
-    >>> bool(result.validation_error < 0.01)
+    >>> bool(result.validation_error < 0.05)
     True
     """
     has_gradient = np.all(np.isfinite(np.asarray(gradients, dtype=np.float64)), axis=1)
