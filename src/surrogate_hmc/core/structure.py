@@ -173,9 +173,10 @@ class StructuredNetwork(eqx.Module):
         quadratic = z @ (self.curvature @ z)
         r2 = jnp.sum(z**2)
         outside = r2 > self.reach**2
-        r = jnp.sqrt(jnp.where(outside, r2, 1.0))
         # Along a ray, r^2 / 2 becomes reach * r - reach^2 / 2: equal value and slope at reach.
-        huber = (quadratic / jnp.where(outside, r2, 1.0)) * (self.reach * r - 0.5 * self.reach**2)
+        # Inside, the other branch is computed at r = reach = 1 so that its gradient is finite.
+        r2_out, reach = jnp.where(outside, r2, 1.0), jnp.where(outside, self.reach, 1.0)
+        huber = (quadratic / r2_out) * (reach * jnp.sqrt(r2_out) - 0.5 * reach**2)
         return jnp.asarray(self.linear @ z - jnp.where(outside, huber, 0.5 * quadratic))
 
     def residual(self, z: jax.Array) -> jax.Array:
