@@ -47,7 +47,12 @@ def assert_moments(draws, mean, variance, z_max: float = 4.5, allowance=(0.0, 0.
 
 
 def posterior_array(idata, names) -> np.ndarray:
-    """Draws of the named variables as one array of shape (chain, draw, dim)."""
+    """Draws of the named variables as one array of shape (chain, draw, dim).
+
+    ``names`` may also be a ``models.Checked``: its features of the named variables' draws.
+    """
+    if hasattr(names, "features"):
+        return names.features(posterior_array(idata, names.names))
     posterior = idata["posterior"]
     parts = [
         np.asarray(posterior[name]).reshape(*np.shape(posterior[name])[:2], -1) for name in names

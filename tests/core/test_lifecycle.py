@@ -168,6 +168,7 @@ def test_the_pilot_compares_with_the_recent_exact_acceptance_only():
 
 PAYS = judge_cost(exact_iteration=0.05, logp=0.002, remaining=1950)
 DOES_NOT_PAY = judge_cost(exact_iteration=3e-4, logp=1e-5, remaining=1950)
+NOT_SETTLED = judge_cost(exact_iteration=3e-4, logp=1e-5, remaining=1950, settled=False)
 
 
 def test_the_cost_gate_is_asked_at_the_first_training_only():
@@ -176,7 +177,7 @@ def test_the_cost_gate_is_asked_at_the_first_training_only():
     assert not actions and state.cost is None
     state, action = life.update(state, 10, EXACT)
     assert action is Action.ASSESS_COST and state.phase is Phase.EXACT
-    state, action = life.assessed(state, PAYS)
+    state, action = life.assessed(state, PAYS, 10)
     assert action is Action.TRAIN and state.cost is PAYS and state.phase is Phase.EXACT
     state, action = life.trained(state, record(10, error=0.9))  # a failed fit
     state, actions = run_exact(life, state, range(11, 21))
@@ -188,7 +189,7 @@ def test_a_surrogate_that_cannot_pay_leaves_plain_nuts():
     state, _ = run_exact(life, life.init(), range(10))
     state, action = life.update(state, 10, EXACT)
     assert action is Action.ASSESS_COST
-    state, action = life.assessed(state, DOES_NOT_PAY)
+    state, action = life.assessed(state, DOES_NOT_PAY, 10)
     assert (action, state.phase) == (Action.STAY_NUTS, Phase.EXACT_ONLY)
     assert state.cost is DOES_NOT_PAY and not state.records
     assert not life.collects(state, 11) and not life.learns_online(state, 11)
@@ -216,3 +217,36 @@ def test_a_given_surrogate_is_not_gated_nor_the_trainings_after_it():
     assert (action, state.phase) == (Action.REVERT, Phase.EXACT)
     state, actions = run_exact(life, state, range(9, 11))
     assert actions == {10: Action.TRAIN} and state.cost is None
+
+
+def test_an_unsettled_no_waits_for_the_next_training_and_is_final_at_the_last():
+    life = lifecycle(cost_gate=True)
+    state, _ = run_exact(life, life.init(), range(10))
+    state, action = life.update(state, 10, EXACT)
+    state, action = life.assessed(state, NOT_SETTLED, 10)
+    assert action is Action.NONE and state.phase is Phase.EXACT and state.cost is None
+    assert life.collects(state, 11), "the chain keeps collecting while the gate waits"
+    state, actions = run_exact(life, state, range(11, 21))
+    assert actions == {20: Action.ASSESS_COST}, "asked again at the next training"
+    last = max(life.plan.training_iterations)
+    state, _ = run_exact(life, state, range(21, last))
+    state, action = life.update(state, last, EXACT)
+    assert action is Action.ASSESS_COST
+    state, action = life.assessed(state, NOT_SETTLED, last)
+    assert (action, state.phase) == (Action.STAY_NUTS, Phase.EXACT_ONLY)
+    assert state.cost is NOT_SETTLED
+
+
+@pytest.mark.parametrize("spread", [None, 0.05, 0.5])
+def test_the_exploration_check_can_fail_a_pilot_that_accepts_well(spread):
+    life = lifecycle()
+    state, _ = run_exact(life, life.init(), range(10))
+    state, action = life.update(state, 10, EXACT)
+    state, action = life.trained(state, record(10))
+    assert action is Action.START_PILOT
+    state = life.explored(state, spread)
+    for iteration in range(11, 11 + TEST.pilot_iterations):
+        state, action = life.update(state, iteration, IterationStats(0.9, 7, 0.3, 0.99))
+    passes = spread is None or spread >= TEST.min_spread
+    assert action is (Action.SWITCH if passes else Action.REVERT)
+    assert state.records[-1].pilot.spread == spread and state.spread is None

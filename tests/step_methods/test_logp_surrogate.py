@@ -40,10 +40,7 @@ def assert_delayed_acceptance_draws(idata):
 )
 def test_nuts_on_the_surrogate_is_exact(make_model):
     model, names, mean, variance = make_model()
-    # Known weakness: the default logp schedule trains after 50 exact iterations, which have not
-    # seen the banana's tails; the rare rejections there leave them under-explored in a run this
-    # short (variance z about -5 on PyMC 5). Training later covers them.
-    idata, _ = run(model, schedule=shmc.Schedule(start=150))
+    idata, _ = run(model)
     assert_delayed_acceptance_draws(idata)
     assert sample_stat(idata, "second_stage_acceptance").mean() > 0.8
     assert_moments(posterior_array(idata, names), mean, variance)

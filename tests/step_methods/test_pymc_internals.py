@@ -49,6 +49,25 @@ def test_the_inverse_mass_diagonal_is_the_adapted_variance():
     np.testing.assert_array_equal(pymc_internals.inverse_mass_diagonal(potential), [3.0, 5.0])
 
 
+@pytest.mark.filterwarnings("ignore:QuadPotentialFullAdapt is an experimental feature")
+def test_the_metric_estimate_changes_first_when_the_first_window_closes():
+    quadpotential = pm.step_methods.hmc.quadpotential
+    potential = quadpotential.QuadPotentialDiagAdapt(2, np.zeros(2), np.ones(2), 10)
+    initial = pymc_internals.metric_estimate(potential)
+    draws = np.random.default_rng(0).normal(scale=3.0, size=(200, 2))
+    changed_at = None
+    for iteration, draw in enumerate(draws):
+        potential.update(draw, None, True)
+        if changed_at is None and not np.array_equal(
+            pymc_internals.metric_estimate(potential), initial
+        ):
+            changed_at = iteration
+    assert changed_at == potential.adaptation_window + 1
+    full = quadpotential.QuadPotentialFullAdapt(2, np.zeros(2), np.eye(2), 10)
+    assert pymc_internals.metric_estimate(full).shape == (2, 2)
+    assert pymc_internals.metric_estimate(quadpotential.QuadPotentialDiag(np.ones(2))) is None
+
+
 def test_the_compiled_logp_and_the_variables_of_other_steps():
     with pm.Model() as model:
         z = pm.Normal("z")

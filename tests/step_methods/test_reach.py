@@ -22,6 +22,7 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
 import surrogate_hmc as shmc
+from surrogate_hmc.core.exploration import EXPLORATION_DRAWS, RECENT_DRAWS, spread_ratio
 from surrogate_hmc.core.network import NetworkConfig
 from surrogate_hmc.core.structure import StructuredNetwork
 from surrogate_hmc.core.surrogate import LogDensitySurrogate
@@ -211,17 +212,23 @@ def exact_logp(q):
     return float(-0.5 * d @ TARGET_PRECISION @ d)
 
 
+def gaussian_surrogate(mean, precision):
+    """A structured network that is exactly the Gaussian ``N(mean, precision^-1)``."""
+    net = StructuredNetwork.build(NetworkConfig(width=4), len(mean), key=jax.random.key(0))
+    net = eqx.tree_at(
+        lambda n: (n.linear, n.curvature, n.mlp.layers[-1].weight, n.mlp.layers[-1].bias),
+        net,
+        (precision @ mean, precision, jnp.zeros((1, 4)), jnp.zeros(1)),
+    )
+    return LogDensitySurrogate(net)
+
+
 def wrong_gaussian_surrogate():
     """A structured network whose base is N(m + 1 sd, 2.25 diag(Sigma)): no MLP, no whitening."""
     wrong_mean = TARGET_MEAN + np.sqrt(np.diag(TARGET_COVARIANCE))
     wrong_precision = np.diag(1 / (2.25 * np.diag(TARGET_COVARIANCE)))
-    net = StructuredNetwork.build(NetworkConfig(width=4), 5, key=jax.random.key(0))
-    net = eqx.tree_at(
-        lambda n: (n.linear, n.curvature, n.mlp.layers[-1].weight, n.mlp.layers[-1].bias),
-        net,
-        (wrong_precision @ wrong_mean, wrong_precision, jnp.zeros((1, 4)), jnp.zeros(1)),
-    )
-    return LogDensitySurrogate(net), wrong_mean, np.linalg.inv(wrong_precision)
+    surrogate = gaussian_surrogate(wrong_mean, wrong_precision)
+    return surrogate, wrong_mean, np.linalg.inv(wrong_precision)
 
 
 def run_kernel(*, corrected, chains=4, tune=300, draws=1500, seed=0):
@@ -265,21 +272,61 @@ def test_without_the_correction_the_same_z_tests_fail():
     assert_gaussian(draws, wrong_mean, wrong_covariance)  # it samples its own base, exactly
 
 
+# -- the exploration check --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_exploration_check_catches_a_confining_surrogate(seed):
+    """Exact draws of ``N(0, diag(1, 1000^2))`` (the wide prior of ``b``): a surrogate that
+    gives ``b`` an sd of 2 spreads over about 4e-6 of its variance, the right one over ~1."""
+    rng = np.random.default_rng(seed)
+    scales = np.array([1.0, 1000.0])
+    exact_draws = rng.normal(scale=scales, size=(RECENT_DRAWS, 2))
+    kernel = SurrogateKernel(KernelSettings("nuts"))
+    potential = QuadPotentialDiagAdapt(2, np.zeros(2), scales**2, 10)
+    spreads = {}
+    for name, sd_b in [("right", 1000.0), ("confining", 2.0)]:
+        surrogate = gaussian_surrogate(np.zeros(2), np.diag(1 / np.array([1.0, sd_b]) ** 2))
+        state = kernel.start(surrogate, step_size=0.5)
+        draws = kernel.explore(state, rng, exact_draws[-1], potential, EXPLORATION_DRAWS)
+        spreads[name] = spread_ratio(draws, exact_draws)
+    assert spreads["right"] > 0.3, spreads
+    assert spreads["confining"] < 1e-3 < shmc.SwitchTest().min_spread, spreads
+
+
+def test_the_sampler_runs_the_exploration_check_before_each_pilot():
+    model, *_ = models.conjugate_regression()
+    with model:
+        step = shmc.SurrogateHMC(cost_gate=False, schedule=shmc.Schedule(start=50, stop=50))
+        pm.sample(step=step, tune=150, draws=10, chains=1, random_seed=2, **SAMPLE)
+    (record,) = step.training_history
+    assert record.pilot is not None and record.pilot.spread is not None
+    assert record.pilot.spread > shmc.SwitchTest().min_spread and record.switched
+
+
 # -- the cost gate ----------------------------------------------------------------------------
 
 
-def test_a_cheap_model_stays_plain_nuts_with_one_warning():
+@pytest.mark.parametrize("tune", [200, 400], ids=["decided-at-the-last-training", "settled"])
+def test_a_cheap_model_stays_plain_nuts_with_one_warning(tune):
+    """With tune=400 the gate waits for NUTS's adapted metric (iteration 101) and judges the
+    iterations after it; with tune=200 its last chance (iteration 100) comes before that."""
     model, *_ = models.conjugate_regression()
     with model:
         step = shmc.SurrogateHMC()
         with pytest.warns(shmc.SurrogateCostWarning) as record:
-            idata = pm.sample(step=step, tune=200, draws=100, chains=2, random_seed=1, **SAMPLE)
+            idata = pm.sample(step=step, tune=tune, draws=100, chains=2, random_seed=1, **SAMPLE)
     messages = [str(w.message) for w in record if w.category is shmc.SurrogateCostWarning]
     assert len(messages) == 1, messages
     assert "cost_gate=False" in messages[0] and "cannot pay off" in messages[0]
     assert np.all(sample_stat(idata, "phase") == 0)
     assert step.training_history == ()
-    assert step.chain.life.cost is not None and not step.chain.life.cost.pays
+    verdict = step.chain.life.cost
+    assert verdict is not None and not verdict.pays
+    assert verdict.settled == (tune == 400)
+    assert ("takes at least" in messages[0]) == (tune == 200)
+    judged_at = tune + 100 - verdict.remaining
+    assert (judged_at >= step.chain.settled_at + 20) == (tune == 400)
     assert step.trained_surrogate is None
 
 
@@ -293,7 +340,7 @@ def test_without_the_gate_a_cheap_model_learns_a_surrogate():
     assert step.chain.life.cost is None and step.training_history[0].switched
 
 
-SLEEP_SECONDS = 0.004
+SLEEP_SECONDS = 0.008
 
 
 class Sleep(Op):
@@ -317,12 +364,12 @@ if not hasattr(Op, "pullback"):  # PyTensor 2 (PyMC 5) differentiates through L_
 
 @pytest.mark.filterwarnings("ignore:Numba will use object mode:UserWarning")  # PyTensor 3
 def test_an_expensive_model_passes_the_gate_and_learns_a_surrogate():
-    """Every exact evaluation sleeps 4 ms; a strong correlation makes NUTS take long trees."""
+    """Every exact evaluation sleeps 8 ms; a strong correlation makes NUTS take long trees."""
     with pm.Model() as model:
         x = pm.Flat("x", shape=2)
-        pm.MvNormal("y", mu=x, cov=np.array([[1.0, 0.995], [0.995, 1.0]]), observed=np.zeros(2))
+        pm.MvNormal("y", mu=x, cov=np.array([[1.0, 0.95], [0.95, 1.0]]), observed=np.zeros(2))
         pm.Potential("slow", Sleep()(x))
-    idata, step = run(model, tune=300, draws=50, chains=1)
+    idata, step = run(model, tune=300, draws=100, chains=1)
     verdict = step.chain.life.cost
     assert verdict is not None and verdict.pays, verdict
     assert verdict.surrogate_iteration > SLEEP_SECONDS, "the gate did not time the slow logp"

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
+    "MIN_SETTLED_ITERATIONS",
     "MIN_SPEEDUP_PER_DRAW",
+    "MIN_TREE_STEPS",
     "RECENT_ITERATIONS",
     "SURROGATE_CALL_SECONDS",
     "SURROGATE_SETUP_SECONDS",
@@ -78,6 +80,14 @@ class CostLedger:
         """Remember a tuning iteration's wall time under its phase (0 exact, 1 surrogate)."""
         self._seconds_by_phase[phase_code].append(seconds)
 
+    def forget_iterations(self, phase_code: int) -> None:
+        """Forget a phase's recent iteration times (they no longer describe its cost)."""
+        self._seconds_by_phase[phase_code].clear()
+
+    def recent_iterations(self, phase_code: int) -> int:
+        """How many recent iteration times of a phase are remembered."""
+        return len(self._seconds_by_phase[phase_code])
+
     def median_iteration_seconds(self, phase_code: int) -> float:
         """Median wall time of the recent iterations of a phase (``nan`` if none)."""
         recent = self._seconds_by_phase[phase_code]
@@ -104,19 +114,30 @@ SURROGATE_SETUP_SECONDS = 8.0
 (3 to 8 s per chain on the benchmark machine)."""
 MIN_SPEEDUP_PER_DRAW = 2.0
 """A surrogate iteration must be at least this many times cheaper than an exact one."""
+MIN_SETTLED_ITERATIONS = 20
+"""Exact iterations under NUTS's adapted metric before their median is taken as its cost."""
+MIN_TREE_STEPS = 3
+"""Leapfrog steps of the cheapest NUTS iteration worth counting on (a tree of depth 2): before
+the exact phase has settled, its iteration is costed at this many logp-and-gradient evaluations,
+a floor, since early trees are deeper than settled ones."""
 
 
 @dataclass(frozen=True)
 class CostVerdict:
     """Whether a surrogate can pay off in the iterations a chain has left, and the numbers why.
 
+    A verdict on a chain that has not settled (``settled=False``) costs the exact iteration at
+    its floor: it can say that a surrogate pays, but not that it does not (:attr:`decided`).
+
     Examples
     --------
     >>> verdict = judge_cost(exact_iteration=0.0003, logp=0.00001, remaining=1950)
-    >>> verdict.pays, round(verdict.speedup, 2)
-    (False, 0.3)
+    >>> verdict.pays, round(verdict.speedup, 2), verdict.decided
+    (False, 0.3, True)
     >>> judge_cost(exact_iteration=0.05, logp=0.002, remaining=1950).pays
     True
+    >>> judge_cost(exact_iteration=0.0003, logp=0.00001, remaining=1950, settled=False).decided
+    False
     """
 
     exact_iteration: float
@@ -127,6 +148,8 @@ class CostVerdict:
     """Iterations left in this chain (tuning and draws)."""
     saving: float
     """Seconds a surrogate would save over them, before its setup."""
+    settled: bool = True
+    """Whether ``exact_iteration`` was measured on the settled exact phase (else: its floor)."""
 
     @property
     def speedup(self) -> float:
@@ -138,9 +161,20 @@ class CostVerdict:
         """Clearly faster per draw, and saving more than its setup costs."""
         return self.speedup >= MIN_SPEEDUP_PER_DRAW and self.saving > SURROGATE_SETUP_SECONDS
 
+    @property
+    def decided(self) -> bool:
+        """Whether the verdict is final: a surrogate pays, or the costs were settled ones."""
+        return self.pays or self.settled
 
-def judge_cost(*, exact_iteration: float, logp: float, remaining: int) -> CostVerdict:
-    """Judge a surrogate from the measured exact iteration and logp times (seconds)."""
+
+def judge_cost(
+    *, exact_iteration: float, logp: float, remaining: int, settled: bool = True
+) -> CostVerdict:
+    """Judge a surrogate from the exact iteration and logp times (seconds).
+
+    ``exact_iteration`` is the median of settled exact iterations, or (``settled=False``) the
+    floor of an exact iteration's cost.
+    """
     surrogate_iteration = logp + SURROGATE_CALL_SECONDS
     saving = remaining * (exact_iteration - surrogate_iteration)
-    return CostVerdict(exact_iteration, surrogate_iteration, remaining, saving)
+    return CostVerdict(exact_iteration, surrogate_iteration, remaining, saving, settled)

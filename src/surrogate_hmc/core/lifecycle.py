@@ -112,13 +112,16 @@ class PilotRecord:
     tree acceptance times second-stage acceptance), ``required`` the share of the exact phase's
     acceptance the :class:`~surrogate_hmc.core.schedule.SwitchTest` asks for, and
     ``second_stage_acceptance`` the mean acceptance of the exact correction (``None`` for
-    static trajectories, which have none).
+    static trajectories, which have none), ``spread`` the exploration check's ratio.
     """
 
     acceptance: float
     required: float
     second_stage_acceptance: float | None
     switched: bool
+    spread: float | None = None
+    """The exploration check: the surrogate's draws' smallest variance ratio to the exact
+    draws' (see :func:`~surrogate_hmc.core.exploration.spread_ratio`; ``None``: not run)."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,8 @@ class LifecycleState:
     pilot: tuple[IterationStats, ...] = ()
     cost: CostVerdict | None = None
     """The cost gate's verdict, once it was asked."""
+    spread: float | None = None
+    """The exploration check of the pilot under way, once it was run."""
 
 
 @dataclass(frozen=True)
@@ -212,7 +217,9 @@ class Lifecycle:
         piloted first).
     cost_gate
         Judge, just before the first training, whether a surrogate can pay off in this run
-        (``ASSESS_COST``); without it a surrogate is learned whatever it costs. A given
+        (``ASSESS_COST``; until the exact phase has settled, only a clear yes is final and
+        the question waits for the next training); without it a surrogate is learned whatever
+        it costs. A given
         surrogate is never gated: it has no training to pay for.
 
     Examples
@@ -287,13 +294,27 @@ class Lifecycle:
         return self._give_up_if_done(state, iteration), Action.NONE
 
     def assessed(
-        self, state: LifecycleState, verdict: CostVerdict
+        self, state: LifecycleState, verdict: CostVerdict, iteration: int
     ) -> tuple[LifecycleState, Action]:
-        """Take in the cost gate's verdict (after ``ASSESS_COST``): train, or stay NUTS."""
-        state = replace(state, cost=verdict)
+        """Take in the cost gate's verdict (after ``ASSESS_COST``): train, wait, or stay NUTS.
+
+        A verdict that is not :attr:`~surrogate_hmc.core.costs.CostVerdict.decided` (the exact
+        phase has not settled and its floor cost does not pay) skips this training; the gate is
+        asked again at the next one, or decides against a surrogate when none is left.
+        """
         if verdict.pays:
-            return state, Action.TRAIN
-        return replace(state, phase=Phase.EXACT_ONLY), Action.STAY_NUTS
+            return replace(state, cost=verdict), Action.TRAIN
+        if not verdict.decided and any(t > iteration for t in self.plan.training_iterations):
+            return state, Action.NONE
+        return replace(state, cost=verdict, phase=Phase.EXACT_ONLY), Action.STAY_NUTS
+
+    def explored(self, state: LifecycleState, spread: float | None) -> LifecycleState:
+        """Take in the pilot's exploration check (``None``: not run).
+
+        ``spread`` is :func:`~surrogate_hmc.core.exploration.spread_ratio` of the surrogate's
+        own draws against the exact chain's; the pilot fails below ``SwitchTest.min_spread``.
+        """
+        return replace(state, spread=spread)
 
     def trained(
         self, state: LifecycleState, record: TrainingRecord
@@ -343,9 +364,15 @@ class Lifecycle:
         if not np.all(np.isnan(second_stage)):
             mean_second_stage = float(np.nanmean(second_stage))
             passed &= mean_second_stage >= test.min_second_stage
-        pilot = PilotRecord(pilot_acceptance, required, mean_second_stage, bool(passed))
+        if state.spread is not None:
+            passed &= state.spread >= test.min_spread
+        pilot = PilotRecord(
+            pilot_acceptance, required, mean_second_stage, bool(passed), state.spread
+        )
         *earlier, last = state.records
-        state = replace(state, records=(*earlier, replace(last, pilot=pilot)), pilot=())
+        state = replace(
+            state, records=(*earlier, replace(last, pilot=pilot)), pilot=(), spread=None
+        )
         if passed:
             return replace(state, phase=Phase.SURROGATE), Action.SWITCH
         state = replace(state, phase=Phase.EXACT)

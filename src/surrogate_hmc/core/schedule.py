@@ -124,6 +124,12 @@ class SwitchTest:
         For NUTS on the surrogate, the pilot's mean second-stage acceptance must also reach
         this: the exact correction rejecting more often means a surrogate that is wrong
         somewhere the chain goes, and a chain that sticks there.
+    min_spread
+        For NUTS on a log-density surrogate: the surrogate alone (no exact correction), run
+        from the chain's position as the pilot starts, must spread over at least this share of
+        the variance of the exact chain's recent draws in every coordinate
+        (:func:`~surrogate_hmc.core.exploration.spread_ratio`). Below it the surrogate would
+        confine the chain, or the exact chain has not settled yet; 0 turns the check off.
 
     Examples
     --------
@@ -135,6 +141,7 @@ class SwitchTest:
     pilot_iterations: int = 30
     min_acceptance_ratio: float = 0.6
     min_second_stage: float = 0.8
+    min_spread: float = 0.1
 
     def __post_init__(self) -> None:
         checked = {
@@ -148,7 +155,7 @@ class SwitchTest:
             "pilot_iterations": check_int("SwitchTest.pilot_iterations", self.pilot_iterations),
             **{
                 name: check_real(f"SwitchTest.{name}", getattr(self, name), low=0.0, high=1.0)
-                for name in ("min_acceptance_ratio", "min_second_stage")
+                for name in ("min_acceptance_ratio", "min_second_stage", "min_spread")
             },
         }
         for name, value in checked.items():

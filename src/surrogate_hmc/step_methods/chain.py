@@ -1,12 +1,14 @@
 """What one chain of ``SurrogateHMC`` carries besides NUTS's own state."""
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
 from pymc.step_methods.hmc.nuts import NUTSState
 from pymc.step_methods.state import dataclass_state
 
+from surrogate_hmc.core.exploration import RECENT_DRAWS
 from surrogate_hmc.core.lifecycle import IterationStats, LifecycleState
 from surrogate_hmc.core.network import NetworkConfig
 from surrogate_hmc.core.surrogate import AbstractLearnedSurrogate
@@ -52,6 +54,26 @@ class ChainState:
     """A surrogate just fitted or given, waiting for the lifecycle's decision."""
     last_exact: HMCState | None = None
     """Position and exact log-density after the last exact iteration."""
+    metric_at_start: np.ndarray | None = None
+    """What NUTS's adapting potential had estimated as the chain started (``None``: it does
+    not adapt)."""
+    settled_at: int | None = None
+    """Tuning iteration after which NUTS's metric was first adapted to the chain's draws."""
+    recent_draws: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=RECENT_DRAWS))
+    """The last exact draws, for the exploration check."""
+
+    def notice_metric(self, estimate: np.ndarray | None, iteration: int) -> bool:
+        """Note the first iteration after which NUTS's metric moved; ``True`` just then.
+
+        Before it (PyMC's first adaptation window, 101 iterations by default) NUTS builds the
+        deep trees of an unadapted metric, and its cost says little about the settled chain's.
+        """
+        if self.settled_at is not None:
+            return False
+        if estimate is None or not np.array_equal(estimate, self.metric_at_start):
+            self.settled_at = iteration
+            return True
+        return False
 
     def trained_surrogate(self, variables, inverse_mass: np.ndarray) -> TrainedSurrogate | None:
         """The surrogate in use with its kernel's settings, as data (``None``: none in use)."""

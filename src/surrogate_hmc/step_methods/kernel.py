@@ -13,7 +13,7 @@ import numpy as np
 from pymc.stats.convergence import SamplerWarning, WarningType
 from pymc.step_methods.step_sizes import DualAverageAdaptation
 
-from surrogate_hmc.core.compiled import surrogate_nuts, surrogate_trajectory
+from surrogate_hmc.core.compiled import draw_seed, surrogate_nuts, surrogate_trajectory
 from surrogate_hmc.core.delayed_acceptance import DAState, delayed_acceptance_transition
 from surrogate_hmc.core.metric import MetricAdaptation, laplace_inverse_mass
 from surrogate_hmc.core.surrogate import AbstractSurrogate
@@ -243,6 +243,31 @@ class SurrogateKernel:
             "warning": warning,
         }
         return state, np.asarray(current.position), stats
+
+    def explore(
+        self,
+        state: KernelState,
+        rng: np.random.Generator,
+        position: np.ndarray,
+        potential: Any,
+        n_draws: int,
+    ) -> np.ndarray | None:
+        """``n_draws`` draws of NUTS on the surrogate alone, from ``position``; no exact call.
+
+        At the kernel's step size and metric, for the exploration check before a switch.
+        ``None`` for static trajectories or a surrogate without a log-density.
+        """
+        if self.settings.trajectory != "nuts" or not state.surrogate.has_logdensity:
+            return None
+        nuts = self.compiled(state.surrogate)
+        step_size = float(state.step_adapt.current(True))
+        inverse_mass = self.inverse_mass(state, potential)
+        current = nuts.init(position)
+        draws = np.empty((n_draws, len(position)))
+        for i in range(n_draws):
+            current, info = nuts.step(draw_seed(rng), current, step_size, inverse_mass)
+            draws[i] = info.position
+        return draws
 
     @staticmethod
     def inverse_mass(state: KernelState, potential: Any) -> np.ndarray:

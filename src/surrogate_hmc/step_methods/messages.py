@@ -91,9 +91,10 @@ def too_cheap(ledger: CostLedger, records: tuple[TrainingRecord, ...]) -> str | 
 
 def cannot_pay(verdict: CostVerdict, ledger: CostLedger) -> str:
     """The cost gate decided that a surrogate cannot pay off in this run."""
+    takes = "takes" if verdict.settled else "takes at least"
     return (
         f"A surrogate cannot pay off in this run, so this chain continues as plain NUTS: an "
-        f"exact NUTS iteration takes {1e3 * verdict.exact_iteration:.2f} ms (logp and gradient "
+        f"exact NUTS iteration {takes} {1e3 * verdict.exact_iteration:.2f} ms (logp and gradient "
         f"{ledger.milliseconds_per_grad():.3f} ms per evaluation), a surrogate iteration would "
         f"take about {1e3 * verdict.surrogate_iteration:.2f} ms (one exact logp, "
         f"{1e3 * (verdict.surrogate_iteration - SURROGATE_CALL_SECONDS):.3f} ms, and one compiled "

@@ -16,6 +16,7 @@ __all__ = [
     "compiled_logp",
     "extra_variable_names",
     "inverse_mass_diagonal",
+    "metric_estimate",
     "route_logp_dlogp",
     "run_length_from_pymc5_caller",
 ]
@@ -39,6 +40,20 @@ def route_logp_dlogp(integrator: Any, wrap: Callable[[LogpDlogp], LogpDlogp]) ->
 def inverse_mass_diagonal(potential: Any) -> np.ndarray:
     """The diagonal inverse mass matrix of a ``QuadPotentialDiagAdapt`` (its ``_var``)."""
     return np.asarray(potential._var, dtype=np.float64)
+
+
+def metric_estimate(potential: Any) -> np.ndarray | None:
+    """A copy of what an adapting potential has estimated so far (``None``: it does not adapt).
+
+    ``QuadPotentialDiagAdapt`` keeps its variances in ``_var``, ``QuadPotentialFullAdapt`` its
+    covariance in ``_cov``; both change for the first time when the first adaptation window
+    closes (iteration 101 by default).
+    """
+    for name in ("_var", "_cov"):
+        estimate = getattr(potential, name, None)
+        if estimate is not None:
+            return np.array(estimate, dtype=np.float64)
+    return None
 
 
 def compiled_logp(function: Any) -> Callable[..., list[np.ndarray]]:

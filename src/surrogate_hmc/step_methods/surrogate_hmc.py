@@ -13,7 +13,13 @@ from pymc.step_methods.hmc.nuts import NUTS
 
 from surrogate_hmc.core.buffer import TrainingBuffer
 from surrogate_hmc.core.compiled import draw_seed
-from surrogate_hmc.core.costs import CostVerdict, judge_cost
+from surrogate_hmc.core.costs import (
+    MIN_SETTLED_ITERATIONS,
+    MIN_TREE_STEPS,
+    CostVerdict,
+    judge_cost,
+)
+from surrogate_hmc.core.exploration import EXPLORATION_DRAWS, RECENT_DRAWS, spread_ratio
 from surrogate_hmc.core.fitting import fit_surrogate
 from surrogate_hmc.core.lifecycle import (
     Action,
@@ -54,6 +60,7 @@ from surrogate_hmc.step_methods.model_functions import (
 from surrogate_hmc.step_methods.processes import INTERRUPTS, refuse_fork_after_jax
 from surrogate_hmc.step_methods.progress import PhaseProgressBar
 from surrogate_hmc.step_methods.pymc_internals import (
+    metric_estimate,
     run_length_from_pymc5_caller,
 )
 
@@ -256,8 +263,9 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         draws = DEFAULT_DRAWS if draws is None else draws
         life = self._plan_life(tune).init()
         self.chain = ChainState(
-            life, ExactRecord(TrainingBuffer(self.buffer_size, self._dim)), tune, draws
-        )
+            life, ExactRecord(TrainingBuffer(self.buffer_size, self._dim)), tune, draws,
+            metric_at_start=metric_estimate(self.potential),
+        )  # fmt: skip
         if warn and self._given is None and not self._lifecycle.plan.training_iterations:
             warnings.warn(messages.too_short(tune, self.schedule), SurrogateWarning, stacklevel=3)
 
@@ -327,6 +335,8 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         }
         if self.tune:
             chain.exact.ledger.end_iteration(phase.code, seconds)
+            if not phase.code and chain.notice_metric(metric_estimate(self.potential), iteration):
+                chain.exact.ledger.forget_iterations(0)
             life_stats = IterationStats(
                 stats["acceptance_rate"], stats["n_steps"], stats["step_size"],
                 stats["second_stage_acceptance"],
@@ -339,6 +349,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
     def _exact_step(self, q0: RaveledVars) -> tuple[RaveledVars, dict[str, Any]]:
         q, (nuts,) = super().astep(q0)
         self.chain.last_exact = HMCState(q.data.copy(), float(nuts["model_logp"]))
+        self.chain.recent_draws.append(self.chain.last_exact.position)
         return q, exact_nuts_stats(nuts, self.divergences)
 
     def _kernel_step(self, q0: RaveledVars) -> tuple[RaveledVars, dict[str, Any]]:
@@ -371,7 +382,9 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
                 chain.candidate = None
             return next_action
         if action is Action.ASSESS_COST:
-            chain.life, next_action = self._lifecycle.assessed(chain.life, self._judge_cost())
+            chain.life, next_action = self._lifecycle.assessed(
+                chain.life, self._judge_cost(), iteration
+            )
             return next_action
         if action is Action.STAY_NUTS:
             chain.exact.collecting = False
@@ -390,6 +403,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
                 **kernel_start(chain.life.recent_exact, self._given),
             )
             chain.kernel.current = chain.last_exact
+            chain.life = self._lifecycle.explored(chain.life, self._spread())
         elif action is Action.SWITCH:
             assert chain.kernel is not None
             chain.kernel.adapting_step_size = True
@@ -412,8 +426,23 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         chain.candidate = None
         return Action.NONE
 
+    def _spread(self) -> float | None:
+        """The exploration check: the surrogate's own draws against the recent exact ones."""
+        chain = self.chain
+        assert chain.kernel is not None and chain.last_exact is not None
+        if len(chain.recent_draws) < RECENT_DRAWS:
+            return None
+        draws = self._kernel.explore(
+            chain.kernel, self.rng, chain.last_exact.position, self.potential, EXPLORATION_DRAWS
+        )
+        return None if draws is None else spread_ratio(draws, np.array(chain.recent_draws))
+
     def _judge_cost(self) -> CostVerdict:
-        """Measure an exact logp (a few times) and judge a surrogate for what the chain has left."""
+        """Measure an exact logp (a few times) and judge a surrogate for what the chain has left.
+
+        An exact iteration costs the median of those run under NUTS's adapted metric; before
+        there are enough of them, its floor of ``MIN_TREE_STEPS`` logp-and-gradient evaluations.
+        """
         chain, position = self.chain, self.chain.last_exact
         assert position is not None, "the cost gate follows exact iterations"
         ledger = chain.exact.ledger
@@ -422,10 +451,18 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         for _ in range(COST_GATE_LOGP_CALLS):
             self._exact.logp(position.position)
         logp = (ledger.logp_seconds - logp_seconds) / (ledger.n_logp - n_logp)
+        settled = (
+            chain.settled_at is not None and ledger.recent_iterations(0) >= MIN_SETTLED_ITERATIONS
+        )
+        if settled:
+            exact_iteration = ledger.median_iteration_seconds(0)
+        else:
+            exact_iteration = MIN_TREE_STEPS * ledger.milliseconds_per_grad() / 1e3
         return judge_cost(
-            exact_iteration=ledger.median_iteration_seconds(0),
+            exact_iteration=exact_iteration,
             logp=logp,
             remaining=chain.tune - self.iter_count + chain.draws,
+            settled=settled,
         )
 
     def _fit(self, action: Action, iteration: int) -> TrainingRecord:
