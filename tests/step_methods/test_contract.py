@@ -47,6 +47,15 @@ def test_same_seed_same_draws_and_chains_differ():
     assert not np.array_equal(first, posterior_array(quick_sample(model, seed=8), ["beta"]))
 
 
+def run_steps(step, point, n):
+    """``n`` iterations of ``step`` from ``point``: each one's point and stats."""
+    out = []
+    for _ in range(n):
+        point, stats = step.step(point)
+        out.append((point, stats[0]))
+    return out
+
+
 @pytest.mark.parametrize("surrogate", ["gradient", "logp"])
 def test_sampling_state_round_trip_reproduces_a_surrogate_step(surrogate):
     model, *_ = models.conjugate_regression()
@@ -63,15 +72,16 @@ def test_sampling_state_round_trip_reproduces_a_surrogate_step(surrogate):
         point, stats = step.step(point)
     assert stats[0]["phase"] == 1, "the chain should be in the surrogate phase by now"
     state = step.sampling_state
-    after, after_stats = step.step(point)
+    after = run_steps(step, point, 5)
     # Restored into a copy, as a step sent to another process: the exact evaluations of the
-    # next step must reach the restored chain's own buffer and ledger.
+    # next steps must reach the restored chain's own buffer and ledger.
     restored = cloudpickle.loads(cloudpickle.dumps(step))
     restored.sampling_state = state
-    again, again_stats = restored.step(point)
-    np.testing.assert_array_equal(after["beta"], again["beta"])
-    for name in ("acceptance_rate", "second_stage_acceptance", "n_exact_logp", "n_exact_grad"):
-        np.testing.assert_equal(after_stats[0][name], again_stats[0][name])
+    again = run_steps(restored, point, 5)
+    for (after_point, after_stats), (again_point, again_stats) in zip(after, again, strict=True):
+        np.testing.assert_array_equal(after_point["beta"], again_point["beta"])
+        for name in ("acceptance_rate", "second_stage_acceptance", "n_exact_logp", "n_exact_grad"):
+            np.testing.assert_equal(after_stats[name], again_stats[name])
     for chain in (step.chain, restored.chain):
         assert chain.exact.ledger.n_logp == step.chain.exact.ledger.n_logp
         assert len(chain.exact.buffer) == len(step.chain.exact.buffer)

@@ -2,7 +2,27 @@
 
 import numpy as np
 
-__all__ = ["TrainingBuffer"]
+__all__ = ["MAX_POINTS_PER_ITERATION", "TrainingBuffer", "evenly_spaced"]
+
+MAX_POINTS_PER_ITERATION = 64
+"""Most evaluations one iteration adds to the buffer: a long NUTS trajectory (hundreds of
+leapfrog points on a correlated posterior, each next to the last) is thinned evenly along its
+length, so that the buffer spans many trajectories rather than the last few."""
+
+
+def evenly_spaced(n: int, most: int) -> np.ndarray:
+    """Indices of at most ``most`` of ``n`` items, evenly spaced, the first and last included.
+
+    Examples
+    --------
+    >>> evenly_spaced(5, 64).tolist()
+    [0, 1, 2, 3, 4]
+    >>> evenly_spaced(1023, 5).tolist()
+    [0, 256, 511, 766, 1022]
+    """
+    if n <= most:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, most)).astype(int))
 
 
 class TrainingBuffer:

@@ -3,7 +3,8 @@
 PyMC's NUTS (the exact phase) and the surrogate kernel's correction both evaluate the model
 here, and nowhere else. Each evaluation is counted in one :class:`~surrogate_hmc.core.CostLedger`
 and, while the chain's lifecycle says so, written to the one
-:class:`~surrogate_hmc.core.TrainingBuffer`, one row per position.
+:class:`~surrogate_hmc.core.TrainingBuffer`, one row per position (at most
+``MAX_POINTS_PER_ITERATION`` per iteration, evenly spaced along it).
 """
 
 import time
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pymc.model import Model
 
-from surrogate_hmc.core.buffer import TrainingBuffer
+from surrogate_hmc.core.buffer import MAX_POINTS_PER_ITERATION, TrainingBuffer, evenly_spaced
 from surrogate_hmc.core.costs import CostLedger
 from surrogate_hmc.step_methods.pymc_internals import (
     compiled_logp,
@@ -25,12 +26,30 @@ __all__ = ["ExactModel", "ExactRecord"]
 
 @dataclass
 class ExactRecord:
-    """What one chain's exact evaluations left behind: their costs and the training data."""
+    """What one chain's exact evaluations left behind: their costs and the training data.
+
+    While ``collecting``, an iteration's evaluations wait in ``pending`` until :meth:`flush`
+    writes at most ``MAX_POINTS_PER_ITERATION`` of them, evenly spaced, to ``buffer``.
+    """
 
     buffer: TrainingBuffer
     ledger: CostLedger = field(default_factory=CostLedger)
     collecting: bool = False
-    """Whether evaluations are written to ``buffer`` now."""
+    """Whether evaluations are kept for ``buffer`` now."""
+    pending: list[tuple[np.ndarray, float, np.ndarray | None]] = field(default_factory=list)
+    """This iteration's evaluations, in the order they were made."""
+
+    def keep(self, q: np.ndarray, logp: float, gradient: np.ndarray | None) -> None:
+        """Keep one evaluation for the buffer (copies: PyMC may reuse its arrays)."""
+        if self.collecting:
+            copy = None if gradient is None else np.array(gradient, dtype=np.float64)
+            self.pending.append((np.array(q, dtype=np.float64), logp, copy))
+
+    def flush(self, most: int = MAX_POINTS_PER_ITERATION) -> None:
+        """Write at most ``most`` of the kept evaluations, evenly spaced, to the buffer."""
+        pending, self.pending = self.pending, []
+        for i in evenly_spaced(len(pending), most):
+            self.buffer.add(*pending[i])
 
 
 class ExactModel:
@@ -54,6 +73,7 @@ class ExactModel:
     >>> exact.record = ExactRecord(TrainingBuffer(capacity=8, dim=2), collecting=True)
     >>> bool(exact.logp(np.zeros(2)) == exact.logp_and_gradient(np.zeros(2))[0])
     True
+    >>> exact.record.flush()
     >>> exact.record.ledger.n_logp, exact.record.ledger.n_grad, len(exact.record.buffer)
     (1, 1, 1)
     """
@@ -74,8 +94,7 @@ class ExactModel:
         start = time.perf_counter()
         logp = float(self._logp(q)[0])
         self.record.ledger.add_logp(time.perf_counter() - start)
-        if self.record.collecting:
-            self.record.buffer.add(q, logp, None)
+        self.record.keep(q, logp, None)
         return logp
 
     def logp_and_gradient(self, q: np.ndarray) -> tuple[float, np.ndarray]:
@@ -86,8 +105,7 @@ class ExactModel:
         start = time.perf_counter()
         logp, gradient = self._logp_dlogp(q, point_map_info)
         self.record.ledger.add_grad(time.perf_counter() - start)
-        if self.record.collecting:
-            self.record.buffer.add(q, logp, gradient)
+        self.record.keep(q, logp, gradient)
         return logp, gradient
 
     def set_extra_values(self, point: dict[str, np.ndarray]) -> bool:

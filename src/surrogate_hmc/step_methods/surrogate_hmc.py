@@ -113,10 +113,10 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         Surrogate trajectories: NUTS on the surrogate log-density (the default for
         ``surrogate="logp"``; a gradient surrogate cannot build trees) or static-length HMC
         (the default for ``"gradient"``).
-    surrogate_transitions : int, default 2
+    surrogate_transitions : int, default 1
         NUTS transitions on the surrogate per exact correction (``trajectory="nuts"``), in one
-        compiled call (powers of NUTS are reversible too). Use 1 if the second-stage acceptance
-        is low.
+        compiled call (powers of NUTS are reversible too). Keep it odd: with the dense metric
+        NUTS's draws are antithetic, and two transitions cancel each other out.
     n_steps : int, optional
         Leapfrog steps per static trajectory. By default each length is drawn from those NUTS
         used in the last exact iterations (empirical HMC), whatever the state.
@@ -128,8 +128,9 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         Network architecture (default: 2 hidden layers of 128 SiLU units).
     training : TrainingConfig, optional
         Optimizer, held-out split and early stopping.
-    buffer_size : int, default 4096
-        Most recent exact evaluations kept for training.
+    buffer_size : int, default 16384
+        Most recent exact evaluations kept for training (at most 64 per iteration, evenly
+        spaced along its trajectory).
     exact_prior : bool, default True
         Keep priors and Jacobians exact inside the surrogate where they can be translated to JAX
         (otherwise, or when ``False``, the network learns the whole log-density or gradient).
@@ -190,13 +191,13 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         *,
         surrogate: Literal["gradient", "logp"] | TrainedSurrogate | str | os.PathLike = "logp",
         trajectory: Literal["static", "nuts"] | None = None,
-        surrogate_transitions: int = 2,
+        surrogate_transitions: int = 1,
         n_steps: int | None = None,
         schedule: Schedule | None = None,
         switch_test: SwitchTest | None = None,
         network: NetworkConfig | None = None,
         training: TrainingConfig | None = None,
-        buffer_size: int = 4096,
+        buffer_size: int = 16384,
         exact_prior: bool = True,
         save_to: str | os.PathLike | None = None,
         target_accept: float = 0.8,
@@ -324,6 +325,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         )
         chain.exact.ledger.start_iteration()
         q, stats = self._kernel_step(q0) if phase.code else self._exact_step(q0)
+        chain.exact.flush()
         n_grad, n_logp = chain.exact.ledger.iteration_counts()
         seconds = time.perf_counter() - perf_start
         stats |= {
