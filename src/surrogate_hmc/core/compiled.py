@@ -23,8 +23,10 @@ __all__ = [
     "SurrogateNUTS",
     "TrajectoryFn",
     "draw_seed",
+    "power_of_two",
     "surrogate_nuts",
     "surrogate_trajectory",
+    "values_and_gradients",
 ]
 
 TrajectoryFn = Callable[..., tuple[jax.Array, jax.Array]]
@@ -43,6 +45,17 @@ def draw_seed(rng: np.random.Generator) -> int:
     True
     """
     return int(rng.integers(SEED_BOUND, dtype=np.uint64))
+
+
+def power_of_two(n: int) -> int:
+    """The least power of two at least ``n`` (padding to it bounds the shapes compiled).
+
+    Examples
+    --------
+    >>> [power_of_two(n) for n in (1, 3, 4, 1000)]
+    [1, 4, 4, 1024]
+    """
+    return 1 << max(n - 1, 0).bit_length()
 
 
 class _Structure:
@@ -91,6 +104,34 @@ class _Structure:
 
 
 _RECENT_STRUCTURES: deque[_Structure] = deque(maxlen=_RECENT_STRUCTURES_KEPT)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _values_and_gradients(structure, leaves, rows):
+    return jax.vmap(jax.value_and_grad(structure.rebuild(leaves)))(rows)
+
+
+def values_and_gradients(
+    logdensity: Callable[[jax.Array], jax.Array], rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A scalar function's values and gradients at each row, in one compiled call.
+
+    The rows are padded (with copies of the last) to a power of two, so that the call compiles
+    once per structure of ``logdensity`` (a module, a method of one, or a function) and power
+    of two, however many rows the training buffer holds.
+
+    Examples
+    --------
+    >>> values, gradients = values_and_gradients(lambda q: -0.5 * q @ q, np.ones((3, 2)))
+    >>> values.tolist(), gradients.shape
+    ([-1.0, -1.0, -1.0], (3, 2))
+    """
+    rows = np.asarray(rows, dtype=np.float64)
+    n = len(rows)
+    padding = np.repeat(rows[-1:], power_of_two(n) - n, axis=0)
+    structure, leaves = _Structure.split(logdensity)
+    values, gradients = _values_and_gradients(structure, leaves, np.concatenate([rows, padding]))
+    return np.asarray(values)[:n], np.asarray(gradients)[:n]
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -1,6 +1,7 @@
 """From the training buffer to a surrogate: one fit, and the record of how it went."""
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, cast
@@ -9,6 +10,7 @@ import jax
 import numpy as np
 
 from surrogate_hmc.core.buffer import TrainingBuffer
+from surrogate_hmc.core.compiled import values_and_gradients
 from surrogate_hmc.core.lifecycle import TrainingRecord
 from surrogate_hmc.core.network import NetworkConfig
 from surrogate_hmc.core.structure import StructuredNetwork
@@ -31,13 +33,13 @@ class ExactPrior(NamedTuple):
     """The cheap part of the log-density, kept exact inside the surrogate (priors, Jacobians)."""
 
     logdensity: Callable[[jax.Array], jax.Array]
-    values_and_gradients: Callable[[np.ndarray], tuple[jax.Array, jax.Array]]
+    values_and_gradients: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
     """Batched: positions ``(n, dim)`` to values ``(n,)`` and gradients ``(n, dim)``."""
 
     @classmethod
     def of(cls, logdensity: Callable[[jax.Array], jax.Array]) -> "ExactPrior":
-        """Wrap a log-density of one position, compiling its batched value and gradient."""
-        return cls(logdensity, jax.jit(jax.vmap(jax.value_and_grad(logdensity))))
+        """Wrap a log-density of one position, with its batched value and gradient."""
+        return cls(logdensity, functools.partial(values_and_gradients, logdensity))
 
 
 def fit_surrogate(

@@ -11,6 +11,7 @@ draws, so the chain stays exact.
 
 from dataclasses import dataclass, field
 
+import equinox as eqx
 import jax
 import numpy as np
 
@@ -20,6 +21,11 @@ METRIC_WINDOWS = (0.15, 0.45)
 """Ends of the covariance windows, as fractions of the tuning left after the switch."""
 MIN_WINDOW_DRAWS = 20
 """Fewest draws a window needs for its covariance to replace the mass matrix."""
+
+
+@eqx.filter_jit
+def _hessian(logdensity, center):
+    return jax.hessian(logdensity)(center)
 
 
 def laplace_inverse_mass(logdensity, center: np.ndarray) -> np.ndarray | None:
@@ -35,7 +41,7 @@ def laplace_inverse_mass(logdensity, center: np.ndarray) -> np.ndarray | None:
     array([[ 0.6667, -0.3333],
            [-0.3333,  0.6667]])
     """
-    hessian = np.asarray(jax.hessian(logdensity)(np.asarray(center, dtype=np.float64)))
+    hessian = np.asarray(_hessian(logdensity, np.asarray(center, dtype=np.float64)))
     if not np.all(np.isfinite(hessian)):
         return None
     precision = -0.5 * (hessian + hessian.T)

@@ -11,6 +11,7 @@ import numpy as np
 import optax
 from jax.tree_util import Partial
 
+from surrogate_hmc.core.compiled import power_of_two, values_and_gradients
 from surrogate_hmc.core.network import NetworkConfig, Standardization, StandardizedMLP
 from surrogate_hmc.core.optimize import (
     TrainingResult,
@@ -130,7 +131,7 @@ def _validation_loss(loss_fn, params, static, x, y, weights):
 
 
 def _padded(array: np.ndarray, rows: int) -> np.ndarray:
-    # Power-of-two padding: a growing buffer compiles the training step only a few times.
+    # To a power of two rows: a growing buffer compiles the training step only a few times.
     return np.concatenate([array, np.zeros((rows - len(array), *array.shape[1:]))])
 
 
@@ -148,17 +149,17 @@ def _fit(loss_fn, mlp, x, y, weights, is_validation, training, key, pad_to):
 
     ``x`` are the MLP's inputs, already transformed; the result's ``network`` is the MLP.
     """
-    rows = max(1 << (len(x) - 1).bit_length(), pad_to or 0)
-    validation_mask = is_validation.reshape(-1, *([1] * (weights.ndim - 1)))
+    rows = max(power_of_two(len(x)), pad_to or 0)
 
-    def padded(array):
+    def padded(array, rows=rows):
         return jnp.asarray(_padded(array, rows), dtype=training.dtype)
 
-    x_padded, y_padded = padded(x), padded(y)
     is_train = padded((~is_validation).astype(float))
     # The padding rows have probability 0: a minibatch is drawn from the training rows only.
-    data = (x_padded, y_padded, is_train / jnp.sum(is_train), padded(weights))
-    validation = (x_padded, y_padded, padded(validation_mask * weights))
+    data = (padded(x), padded(y), is_train / jnp.sum(is_train), padded(weights))
+    # and weight 0 in the held-out loss, whose rows are padded on their own.
+    held_out = power_of_two(int(is_validation.sum()))
+    validation = tuple(padded(a[is_validation], held_out) for a in (x, y, weights))
     batch = min(training.batch_size, int((~is_validation).sum()))
     batch_loss = Partial(_minibatch_loss, loss_fn, batch)
     optimizer = _optimizer(training)
@@ -310,7 +311,7 @@ def fit_log_density(
     train, has_gradient = ~is_validation, has_gradient > 0
     if start_from is None:
         whitening = Whitening.fit(positions[train])
-        z = np.asarray(jax.vmap(whitening.apply)(positions))
+        z = whitening.apply_rows(positions)
         z_gradients = whitening.pullback(gradients)
         linear, curvature = fit_base(z[train & has_gradient], z_gradients[train & has_gradient])
         radius = np.max(np.abs(z[train]), axis=0)
@@ -321,9 +322,9 @@ def fit_log_density(
         )  # fmt: skip
     else:
         structured = start_from
-        z = np.asarray(jax.vmap(structured.inputs.apply)(positions))
+        z = structured.inputs.apply_rows(positions)
         z_gradients = structured.inputs.pullback(gradients)
-    base_values, base_gradients = map(np.asarray, jax.vmap(jax.value_and_grad(structured.base))(z))
+    base_values, base_gradients = values_and_gradients(structured.base, z)
     if start_from is None:
         offset = np.median((values - base_values)[train], keepdims=True)
         structured = eqx.tree_at(lambda n: n.offset, structured, offset)
