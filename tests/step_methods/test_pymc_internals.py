@@ -72,10 +72,11 @@ def test_the_compiled_logp_and_the_variables_of_other_steps():
     with pm.Model() as model:
         z = pm.Normal("z")
         x = pm.Normal("x", z, 2.0, shape=2)
+        nuts = pm.NUTS([x])
+    assert pymc_internals.extra_variable_names(nuts) == ("z",)
     function = model.logp_dlogp_function(
         [model.rvs_to_values[x]], ravel_inputs=True, compute_grads=False
     )
-    assert pymc_internals.extra_variable_names(function) == ("z",)
     function.set_extra_values({"z": np.array(0.5)})
     compiled = pymc_internals.compiled_logp(function)
     expected = model.compile_logp()({"z": np.array(0.5), "x": np.array([0.0, 1.0])})

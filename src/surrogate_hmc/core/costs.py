@@ -109,9 +109,9 @@ class CostLedger:
 SURROGATE_CALL_SECONDS = 1e-3
 """A surrogate iteration's own cost besides the exact logp: one compiled NUTS call (about 0.4 to
 1 ms on the benchmark machine for networks of the default size, two transitions)."""
-SURROGATE_SETUP_SECONDS = 8.0
+SURROGATE_SETUP_SECONDS = 4.0
 """What a chain spends before a surrogate can pay back: its trainings, compilations and pilot
-(3 to 8 s per chain on the benchmark machine)."""
+(2 to 4 s per chain on the benchmark machine)."""
 MIN_SPEEDUP_PER_DRAW = 2.0
 """A surrogate iteration must be at least this many times cheaper than an exact one."""
 MIN_SETTLED_ITERATIONS = 20
@@ -150,6 +150,8 @@ class CostVerdict:
     """Seconds a surrogate would save over them, before its setup."""
     settled: bool = True
     """Whether ``exact_iteration`` was measured on the settled exact phase (else: its floor)."""
+    logp_measured: bool = True
+    """Whether ``surrogate_iteration`` includes a measured exact logp (else: it is a floor)."""
 
     @property
     def speedup(self) -> float:
@@ -168,13 +170,16 @@ class CostVerdict:
 
 
 def judge_cost(
-    *, exact_iteration: float, logp: float, remaining: int, settled: bool = True
+    *, exact_iteration: float, logp: float | None, remaining: int, settled: bool = True
 ) -> CostVerdict:
     """Judge a surrogate from the exact iteration and logp times (seconds).
 
     ``exact_iteration`` is the median of settled exact iterations, or (``settled=False``) the
-    floor of an exact iteration's cost.
+    floor of an exact iteration's cost. ``logp=None``: not measured, counted as free, so the
+    verdict is the most favourable one (a surrogate that does not pay then never does).
     """
-    surrogate_iteration = logp + SURROGATE_CALL_SECONDS
+    surrogate_iteration = (logp or 0.0) + SURROGATE_CALL_SECONDS
     saving = remaining * (exact_iteration - surrogate_iteration)
-    return CostVerdict(exact_iteration, surrogate_iteration, remaining, saving, settled)
+    return CostVerdict(
+        exact_iteration, surrogate_iteration, remaining, saving, settled, logp is not None
+    )

@@ -7,6 +7,7 @@ and, while the chain's lifecycle says so, written to the one
 ``MAX_POINTS_PER_ITERATION`` per iteration, evenly spaced along it).
 """
 
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -17,7 +18,6 @@ from surrogate_hmc.core.buffer import MAX_POINTS_PER_ITERATION, TrainingBuffer, 
 from surrogate_hmc.core.costs import CostLedger
 from surrogate_hmc.step_methods.pymc_internals import (
     compiled_logp,
-    extra_variable_names,
     route_logp_dlogp,
 )
 
@@ -62,6 +62,9 @@ class ExactModel:
     integrator
         PyMC NUTS's leapfrog integrator: its evaluations are routed through
         :meth:`logp_and_gradient`.
+    extra_names
+        The variables of the model that other step methods sample (see
+        :meth:`set_extra_values`).
 
     Examples
     --------
@@ -78,16 +81,34 @@ class ExactModel:
     (1, 1, 1)
     """
 
-    def __init__(self, model: Model, value_vars: list, initial_point: dict, integrator) -> None:
-        function = model.logp_dlogp_function(
-            value_vars, ravel_inputs=True, compute_grads=False, initial_point=initial_point
-        )
-        self._logp_function = function
-        self._logp = compiled_logp(function)
-        self.extra_names = extra_variable_names(function)
-        self._extra_values: dict[str, np.ndarray] | None = None
+    def __init__(
+        self,
+        model: Model,
+        value_vars: list,
+        initial_point: dict,
+        integrator,
+        extra_names: tuple[str, ...] = (),
+    ) -> None:
+        self._build_logp_function = functools.partial(
+            model.logp_dlogp_function, value_vars, ravel_inputs=True, compute_grads=False,
+            initial_point=initial_point,
+        )  # fmt: skip
         self._logp_dlogp = route_logp_dlogp(integrator, lambda _: self._routed)
+        self.extra_names = extra_names
+        self._extra_values: dict[str, np.ndarray] | None = None
         self.record = ExactRecord(TrainingBuffer(capacity=1, dim=1))
+
+    @functools.cached_property
+    def _logp_function(self):
+        # Compiled at its first use: a chain the cost gate keeps on NUTS may never need it.
+        function = self._build_logp_function()
+        if self._extra_values is not None:
+            function.set_extra_values(self._extra_values)
+        return function
+
+    @functools.cached_property
+    def _logp(self):
+        return compiled_logp(self._logp_function)
 
     def logp(self, q: np.ndarray) -> float:
         """The exact log-density at ``q``, counted and (while collecting) kept, value only."""
@@ -111,7 +132,8 @@ class ExactModel:
     def set_extra_values(self, point: dict[str, np.ndarray]) -> bool:
         """Take the current values of the variables other steps sample; ``True`` if they changed.
 
-        NUTS's own function gets them from PyMC; the log-density-only function gets them here.
+        NUTS's own function gets them from PyMC; the log-density-only function gets them here
+        (when it is built, if it is not yet).
         """
         if not self.extra_names:
             return False
@@ -119,6 +141,7 @@ class ExactModel:
         known = self._extra_values
         if known is not None and all(np.array_equal(extra[n], known[n]) for n in extra):
             return False
-        self._logp_function.set_extra_values(extra)
         self._extra_values = extra
+        if "_logp_function" in self.__dict__:
+            self._logp_function.set_extra_values(extra)
         return True

@@ -92,13 +92,22 @@ def too_cheap(ledger: CostLedger, records: tuple[TrainingRecord, ...]) -> str | 
 def cannot_pay(verdict: CostVerdict, ledger: CostLedger) -> str:
     """The cost gate decided that a surrogate cannot pay off in this run."""
     takes = "takes" if verdict.settled else "takes at least"
+    if verdict.logp_measured:
+        surrogate = (
+            f"a surrogate iteration would take about {1e3 * verdict.surrogate_iteration:.2f} ms "
+            f"(one exact logp, {1e3 * (verdict.surrogate_iteration - SURROGATE_CALL_SECONDS):.3f}"
+            " ms, and one compiled NUTS call)"
+        )
+    else:
+        surrogate = (
+            f"a surrogate iteration would take at least {1e3 * SURROGATE_CALL_SECONDS:.2f} ms "
+            "(one compiled NUTS call, even if its exact logp cost nothing)"
+        )
     return (
         f"A surrogate cannot pay off in this run, so this chain continues as plain NUTS: an "
         f"exact NUTS iteration {takes} {1e3 * verdict.exact_iteration:.2f} ms (logp and gradient "
-        f"{ledger.milliseconds_per_grad():.3f} ms per evaluation), a surrogate iteration would "
-        f"take about {1e3 * verdict.surrogate_iteration:.2f} ms (one exact logp, "
-        f"{1e3 * (verdict.surrogate_iteration - SURROGATE_CALL_SECONDS):.3f} ms, and one compiled "
-        f"NUTS call), a speed-up of "
+        f"{ledger.milliseconds_per_grad():.3f} ms per evaluation), {surrogate}, a speed-up of "
+        f"{'at most ' if not verdict.logp_measured else ''}"
         f"{verdict.speedup:.1f}x per draw (at least {MIN_SPEEDUP_PER_DRAW:g}x needed), saving "
         f"about {verdict.saving:.1f} s over the {verdict.remaining} iterations left against "
         f"about {SURROGATE_SETUP_SECONDS:g} s to train one. To learn a surrogate anyway (to "

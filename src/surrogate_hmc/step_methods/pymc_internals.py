@@ -67,13 +67,14 @@ def compiled_logp(function: Any) -> Callable[..., list[np.ndarray]]:
     return compiled
 
 
-def extra_variable_names(function: Any) -> tuple[str, ...]:
-    """Names of the variables a ``ValueGradFunction`` does not sample (``_extra_vars_shared``).
+def extra_variable_names(step: Any) -> tuple[str, ...]:
+    """Names of the variables a gradient-based PyMC step does not sample.
 
-    In a compound step they belong to other step methods, and their current values must be set
-    with the function's public ``set_extra_values`` before it is evaluated.
+    They are the ``_extra_vars_shared`` of its ``ValueGradFunction`` (``_logp_dlogp_func``). In
+    a compound step they belong to other step methods, and their current values must be set
+    with a function's public ``set_extra_values`` before it is evaluated.
     """
-    return tuple(function._extra_vars_shared)
+    return tuple(step._logp_dlogp_func._extra_vars_shared)
 
 
 def run_length_from_pymc5_caller() -> tuple[int, int] | None:

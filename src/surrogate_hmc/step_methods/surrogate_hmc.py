@@ -60,6 +60,7 @@ from surrogate_hmc.step_methods.model_functions import (
 from surrogate_hmc.step_methods.processes import INTERRUPTS, refuse_fork_after_jax
 from surrogate_hmc.step_methods.progress import PhaseProgressBar
 from surrogate_hmc.step_methods.pymc_internals import (
+    extra_variable_names,
     metric_estimate,
     run_length_from_pymc5_caller,
 )
@@ -240,7 +241,10 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
                 int(surrogate_transitions), n_steps, dual_averaging_options(kwargs),
             )
         )  # fmt: skip
-        self._exact = ExactModel(model, value_vars, initial_point, self.integrator)
+        self._exact = ExactModel(
+            model, value_vars, initial_point, self.integrator,
+            extra_variable_names(self),
+        )  # fmt: skip
         self._pymc_model = model
         self._prior: ExactPriors | None = None
         self._cost_warned = False
@@ -442,17 +446,15 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
     def _judge_cost(self) -> CostVerdict:
         """Measure an exact logp (a few times) and judge a surrogate for what the chain has left.
 
+        The logp is not measured (nor compiled) when a surrogate could not pay off even if it
+        cost nothing.
+
         An exact iteration costs the median of those run under NUTS's adapted metric; before
         there are enough of them, its floor of ``MIN_TREE_STEPS`` logp-and-gradient evaluations.
         """
         chain, position = self.chain, self.chain.last_exact
         assert position is not None, "the cost gate follows exact iterations"
         ledger = chain.exact.ledger
-        self._exact.logp(position.position)  # the first call may compile the function
-        n_logp, logp_seconds = ledger.n_logp, ledger.logp_seconds
-        for _ in range(COST_GATE_LOGP_CALLS):
-            self._exact.logp(position.position)
-        logp = (ledger.logp_seconds - logp_seconds) / (ledger.n_logp - n_logp)
         settled = (
             chain.settled_at is not None and ledger.recent_iterations(0) >= MIN_SETTLED_ITERATIONS
         )
@@ -460,11 +462,19 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
             exact_iteration = ledger.median_iteration_seconds(0)
         else:
             exact_iteration = MIN_TREE_STEPS * ledger.milliseconds_per_grad() / 1e3
+        remaining = chain.tune - self.iter_count + chain.draws
+        free_logp = judge_cost(
+            exact_iteration=exact_iteration, logp=None, remaining=remaining, settled=settled
+        )
+        if not free_logp.pays:  # not even with an exact logp that cost nothing
+            return free_logp
+        self._exact.logp(position.position)  # the first call may compile the function
+        n_logp, logp_seconds = ledger.n_logp, ledger.logp_seconds
+        for _ in range(COST_GATE_LOGP_CALLS):
+            self._exact.logp(position.position)
+        logp = (ledger.logp_seconds - logp_seconds) / (ledger.n_logp - n_logp)
         return judge_cost(
-            exact_iteration=exact_iteration,
-            logp=logp,
-            remaining=chain.tune - self.iter_count + chain.draws,
-            settled=settled,
+            exact_iteration=exact_iteration, logp=logp, remaining=remaining, settled=settled
         )
 
     def _fit(self, action: Action, iteration: int) -> TrainingRecord:
