@@ -341,7 +341,8 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         }
         if self.tune:
             chain.exact.ledger.end_iteration(phase.code, seconds)
-            if not phase.code and chain.notice_metric(metric_estimate(self.potential), iteration):
+            unsettled = not phase.code and chain.settled_at is None
+            if unsettled and chain.notice_metric(metric_estimate(self.potential), iteration):
                 chain.exact.ledger.forget_iterations(0)
             life_stats = IterationStats(
                 stats["acceptance_rate"], stats["n_steps"], stats["step_size"],
