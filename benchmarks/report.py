@@ -108,6 +108,7 @@ def model_section(result: dict) -> list[str]:
         f"#### {result['title']}",
         "",
         f"- size: {size}; tune={result['tune']}, draws={result['draws']}"
+        + (f", chains={result['chains']}" if "chains" in result else "")
         + (f" ({result['notes']})" if result.get("notes") else ""),
         f"- one exact logp: {1e3 * costs['logp']:.3f} ms; one exact logp + gradient: "
         f"{1e3 * costs['logp_dlogp']:.3f} ms (at the initial point, this process)",
@@ -175,13 +176,15 @@ def markdown(meta: dict, results: list[dict], figure: str) -> str:
             f"**Partial results**: the run stopped before {', '.join(meta['models_missing'])}.",
             "",
         ]
+    chains = settings["chains"]
+    chains = f"{chains} chains" if isinstance(chains, int) else "the chains of each model"
     lines += [
         f"- Machine: {meta['machine']}. Load average (1, 5, 15 min) {load_start} at the start "
         f"and {load_end} at the end. {load_note}",
         f"- Versions: {versions}.",
-        f"- Settings: {settings['chains']} chains, cores={settings['cores']}, "
+        f"- Settings: {chains}, cores={settings['cores']}, "
         f"seed {settings['seed']}, BLAS threads {settings['blas_threads']}; every sampler of a "
-        "model has the same tune and draws (in its section below).",
+        "model has the same tune, draws and chains (in its section below).",
         "",
         f"![ESS/s ratio to PyMC NUTS per model]({figure})",
         "",

@@ -66,6 +66,7 @@ SURROGATE_OPTIONS = {
 }
 # The gradient surrogate is left out by default to keep the full run within about 40 minutes.
 DEFAULT_SAMPLERS = ["nuts", "nutpie", "logp"]
+DEFAULT_CHAINS = 2
 MAX_WARNINGS = 8
 
 
@@ -83,7 +84,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, short runs")
     parser.add_argument("--tune", type=int, help="tuning iterations (default: per model)")
     parser.add_argument("--draws", type=int, help="draws per chain (default: per model)")
-    parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument(
+        "--chains", type=int,
+        help=f"chains per model (default: {DEFAULT_CHAINS}, and the model's own in a full run)",
+    )  # fmt: skip
     parser.add_argument("--cores", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
@@ -194,16 +198,23 @@ def compare_to_nuts(runs: dict[str, dict]) -> None:
         summary["max_difference_parameter"] = worst
 
 
+def chains_of(benchmark: Benchmark, args: argparse.Namespace) -> int:
+    """Chains of one model: the command line's, or the model's own in a full run."""
+    own = None if args.quick else benchmark.chains
+    return args.chains or own or DEFAULT_CHAINS
+
+
 def run_model(key: str, args: argparse.Namespace) -> dict[str, Any]:
     benchmark = BENCHMARKS[key]
     size = benchmark.quick_size if args.quick else benchmark.size
     tune, draws = run_length(benchmark, args)
+    chains = chains_of(benchmark, args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # building an ODE model warns about PyTensor internals
         model = benchmark.build(**size)
         costs = exact_costs(model)
     kwargs = sample_kwargs(
-        tune=tune, draws=draws, chains=args.chains, cores=args.cores, seed=args.seed
+        tune=tune, draws=draws, chains=chains, cores=args.cores, seed=args.seed
     )
     result: dict[str, Any] = {
         "key": key,
@@ -211,7 +222,8 @@ def run_model(key: str, args: argparse.Namespace) -> dict[str, Any]:
         "size": size,
         "tune": tune,
         "draws": draws,
-        "notes": "" if args.quick or args.tune or args.draws else benchmark.notes,
+        "chains": chains,
+        "notes": "" if args.quick or args.tune or args.draws or args.chains else benchmark.notes,
         "costs": costs,
         "runs": {},
     }
@@ -283,7 +295,7 @@ def run_meta(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "load_average_start": os.getloadavg(),
         "versions": versions(),
         "settings": {
-            "chains": args.chains,
+            "chains": args.chains or "per model",
             "cores": args.cores,
             "seed": args.seed,
             "blas_threads": args.blas_threads or "no limit",
