@@ -382,9 +382,13 @@ BENCHMARKS: dict[str, Benchmark] = {
         quick_size={"rows": 5_000, "features": 5},
     ),
     "banana": Benchmark(
-        "Banana (2-D)", banana, size={}, quick_size={}, chains=FAST_MODEL_CHAINS,
+        "Banana (2-D)",
+        banana,
+        size={},
+        quick_size={},
+        chains=FAST_MODEL_CHAINS,
         notes=FAST_MODEL_NOTE,
-    ),  # fmt: skip
+    ),
     "gaussian": Benchmark(
         "Ill-conditioned Gaussian (30-D)",
         ill_conditioned_gaussian,

@@ -213,9 +213,7 @@ def run_model(key: str, args: argparse.Namespace) -> dict[str, Any]:
         warnings.simplefilter("ignore")  # building an ODE model warns about PyTensor internals
         model = benchmark.build(**size)
         costs = exact_costs(model)
-    kwargs = sample_kwargs(
-        tune=tune, draws=draws, chains=chains, cores=args.cores, seed=args.seed
-    )
+    kwargs = sample_kwargs(tune=tune, draws=draws, chains=chains, cores=args.cores, seed=args.seed)
     result: dict[str, Any] = {
         "key": key,
         "title": benchmark.title,
