@@ -56,6 +56,18 @@ def test_an_expensive_logp_makes_the_surrogate_iteration_expensive_too():
     assert not verdict.pays
 
 
+@pytest.mark.parametrize("exact_iteration", [3e-4, 1.5e-3, 0.05])
+def test_an_unmeasured_logp_counts_as_free_so_its_no_is_final(exact_iteration):
+    """Without a logp the verdict is the most favourable: if it says no, so would any logp."""
+    free = judge_cost(exact_iteration=exact_iteration, logp=None, remaining=1950)
+    assert not free.logp_measured and free.surrogate_iteration == SURROGATE_CALL_SECONDS
+    for logp in (0.0, 1e-5, 1e-3):
+        measured = judge_cost(exact_iteration=exact_iteration, logp=logp, remaining=1950)
+        assert measured.logp_measured
+        assert measured.pays <= free.pays
+    assert free.pays == (exact_iteration == 0.05)
+
+
 def test_the_ledger_times_each_phase_by_its_recent_median():
     ledger = CostLedger()
     for seconds in (0.01, 0.02, 10.0):  # one slow outlier (a training) does not count

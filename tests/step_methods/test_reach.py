@@ -328,6 +328,9 @@ def test_a_cheap_model_stays_plain_nuts_with_one_warning(tune):
     judged_at = tune + 100 - verdict.remaining
     assert (judged_at >= step.chain.settled_at + 20) == (tune == 400)
     assert step.trained_surrogate is None
+    # Too cheap even with a free exact logp: the logp alone was never evaluated (nor compiled).
+    assert not verdict.logp_measured and "even if its exact logp cost nothing" in messages[0]
+    assert np.all(sample_stat(idata, "n_exact_logp") == 0)
 
 
 def test_without_the_gate_a_cheap_model_learns_a_surrogate():
