@@ -112,6 +112,9 @@ SWALLOWED_INTERRUPT = textwrap.dedent(
     import gc, signal, sys, warnings
     import pymc as pm, surrogate_hmc as shmc
     warnings.simplefilter("ignore")
+    # Python's own Ctrl-C handler, as in a terminal; a shell that starts background jobs
+    # without job control (CI runners do) makes them ignore SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def interrupt_inside_a_gc_callback(trace, draw):
         # Ctrl-C landing while the garbage collector runs a callback (JAX registers one):
