@@ -134,6 +134,10 @@ SURROGATE_MUST_BE = (
             "training must be a surrogate_hmc.TrainingConfig, got dict",
             id="training-dict",
         ),
+        pytest.param(
+            {"jitter": "no"}, TypeError, "jitter must be True or False, got 'no'.",
+            id="jitter-string",
+        ),
     ],
 )  # fmt: skip
 def test_invalid_options_are_clear_errors(options, error, words):

@@ -5,7 +5,9 @@ import textwrap
 import cloudpickle
 import numpy as np
 import pymc as pm
+import pytensor.tensor as pt
 import pytest
+from pymc.blocking import DictToArrayBijection
 
 import surrogate_hmc as shmc
 from tests.helpers import assert_moments, posterior_array, run_python, sample_stat
@@ -56,17 +58,63 @@ def run_steps(step, point, n):
     return out
 
 
+def start_chain(step, seed: int) -> None:
+    """Start a chain of ``step`` as ``pm.sample`` does, with 1000 tuning iterations."""
+    rng = np.random.default_rng(seed)
+    if int(pm.__version__.split(".")[0]) >= 6:
+        step.setup_chain(rng, 1000, 10)
+    else:
+        step.set_rng(rng)  # outside pm.sample, tune is pm.sample's default: 1000
+
+
+KEEP_ALL = shmc.Schedule(collect_from=0)
+
+
+def chain_start(step, seed: int) -> np.ndarray:
+    """Where a chain of ``step`` starts: the first exact evaluation it keeps (``KEEP_ALL``)."""
+    start_chain(step, seed)
+    step.step(step._pymc_model.initial_point())
+    return step.chain.exact.buffer.positions()[0]
+
+
+def raveled_initial_point(step) -> np.ndarray:
+    point = step._pymc_model.initial_point()
+    return DictToArrayBijection.map({v.name: point[v.name] for v in step.vars}).data
+
+
+@pytest.mark.parametrize("jitter", [True, False])
+def test_chains_start_jittered_as_pm_sample_starts_its_own_nuts(jitter):
+    # pm.sample jitters its NUTS's start by U(-1, 1) in the sampled space, not a given step's.
+    with pm.Model():
+        pm.Normal("x", shape=3)
+        pm.HalfNormal("s")  # sampled as log(s)
+        step = shmc.SurrogateHMC(jitter=jitter, schedule=KEEP_ALL)
+    initial = raveled_initial_point(step)
+    starts = [chain_start(step, seed) for seed in (1, 2)]
+    if not jitter:
+        for start in starts:
+            np.testing.assert_array_equal(start, initial)
+        return
+    for start in starts:
+        assert np.all(np.abs(start - initial) < 1) and np.all(start != initial)
+    assert not np.allclose(*starts)
+
+
+def test_a_jittered_start_is_drawn_again_until_the_log_density_is_finite():
+    with pm.Model():
+        x = pm.Normal("x", initval=0.6)
+        pm.Potential("wall", pt.switch(x > 0.5, 0.0, -np.inf))  # jitters below 0.5: -inf
+        step = shmc.SurrogateHMC(schedule=KEEP_ALL)
+    starts = np.array([chain_start(step, seed)[0] for seed in range(8)])
+    assert np.all((starts > 0.5) & (starts < 1.6) & (starts != 0.6)), starts
+
+
 @pytest.mark.parametrize("surrogate", ["gradient", "logp"])
 def test_sampling_state_round_trip_reproduces_a_surrogate_step(surrogate):
     model, *_ = models.conjugate_regression()
     with model:
         step = shmc.SurrogateHMC(surrogate=surrogate, schedule=QUICK, cost_gate=False)
-    rng = np.random.default_rng(0)
-    tune = 1000  # still tuning after 160 steps; a logp surrogate learns online until 300
-    if int(pm.__version__.split(".")[0]) >= 6:
-        step.setup_chain(rng, tune, 10)
-    else:
-        step.set_rng(rng)  # outside pm.sample, tune is pm.sample's default: 1000
+    start_chain(step, seed=0)  # still tuning after 160 steps; a logp surrogate learns until 300
     point = model.initial_point()
     for _ in range(160):
         point, stats = step.step(point)

@@ -57,6 +57,8 @@ class ChainState:
     metric_at_start: np.ndarray | None = None
     """What NUTS's adapting potential had estimated as the chain started (``None``: it does
     not adapt)."""
+    started: bool = False
+    """Whether the chain has taken its first iteration (its start is jittered then)."""
     settled_at: int | None = None
     """Tuning iteration after which NUTS's metric was first adapted to the chain's draws."""
     recent_draws: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=RECENT_DRAWS))

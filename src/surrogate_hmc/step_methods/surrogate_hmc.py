@@ -68,6 +68,8 @@ from surrogate_hmc.step_methods.pymc_internals import (
 __all__ = ["SurrogateCostWarning", "SurrogateHMC", "SurrogateWarning"]
 
 REUSE_AFTER = 50
+JITTER_TRIES = 11
+"""Jittered starts tried before a chain starts unjittered (PyMC's ``jitter_max_retries + 1``)."""
 """Exact iterations that take a chain to the posterior before a given surrogate is piloted."""
 COST_GATE_LOGP_CALLS = 5
 """Exact logp evaluations the cost gate times (the exact phase evaluates logp with gradient)."""
@@ -146,6 +148,11 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         Stay plain NUTS when a surrogate cannot pay off in this run (judged once, just before
         the first training). ``False`` learns a surrogate whatever it costs: to save it with
         ``save_to`` and reuse it across many runs, or in tests.
+    jitter : bool, default True
+        Start each chain from its initial point plus U(-1, 1) noise in the sampled
+        (transformed) space, drawn again until the log-density is finite, as ``pm.sample``
+        starts its own NUTS (``init="jitter+adapt_diag"``); PyMC skips this jitter when it is
+        given a step. ``False`` starts every chain at the initial point.
     **kwargs
         Passed to :class:`pymc.NUTS` (for example ``max_treedepth``, ``Emax``, ``scaling``).
 
@@ -203,6 +210,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         save_to: str | os.PathLike | None = None,
         target_accept: float = 0.8,
         cost_gate: bool = True,
+        jitter: bool = True,
         model=None,
         initial_point=None,
         **kwargs,
@@ -222,6 +230,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         self.buffer_size = int(buffer_size)
         self.exact_prior = bool(exact_prior)
         self.cost_gate = check_bool("cost_gate", cost_gate)
+        self.jitter = check_bool("jitter", jitter)
         self.save_to = save_to
         value_vars = options.continuous_value_vars(model, vars)
         if initial_point is None:
@@ -328,6 +337,9 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
             or self._lifecycle.learns_online(chain.life, iteration)
         )
         chain.exact.ledger.start_iteration()
+        if not chain.started:
+            chain.started = True
+            q0 = self._jittered(q0) if self.jitter else q0
         q, stats = self._kernel_step(q0) if phase.code else self._exact_step(q0)
         chain.exact.flush()
         n_grad, n_logp = chain.exact.ledger.iteration_counts()
@@ -352,6 +364,15 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
             while action is not Action.NONE:
                 action = self._act(action, iteration)
         return q, [stats]
+
+    def _jittered(self, q0: RaveledVars) -> RaveledVars:
+        """``q0`` plus U(-1, 1) noise where the log-density is finite (else ``q0``)."""
+        for _ in range(JITTER_TRIES):
+            noise = self.rng.uniform(-1.0, 1.0, size=q0.data.shape)
+            q = (q0.data + noise).astype(q0.data.dtype)
+            if np.isfinite(self._exact.logp_and_gradient(q)[0]):
+                return RaveledVars(q, q0.point_map_info)
+        return q0
 
     def _exact_step(self, q0: RaveledVars) -> tuple[RaveledVars, dict[str, Any]]:
         q, (nuts,) = super().astep(q0)
