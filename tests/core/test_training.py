@@ -14,6 +14,7 @@ from surrogate_hmc.core import (
     fit_log_density,
     fit_network,
 )
+from surrogate_hmc.core.fitting import fit_surrogate, within_reach
 
 FAST = TrainingConfig(max_steps=1500)
 
@@ -188,3 +189,32 @@ def test_a_log_density_surrogate_refits_once_by_default():
     assert Schedule(refit=0).plan(1000, "logp").refit_iteration is None
     assert Schedule(refit=700).plan(1000, "gradient").refit_iteration == 700
     assert Schedule(refit=1000).plan(1000, "logp").refit_iteration is None  # not in tuning
+
+
+def gaussian_trajectory_logps(rng, dim: int, n: int) -> np.ndarray:
+    """Log-densities of HMC trajectory points on a standard Gaussian: a draw's less its energy."""
+    return -0.5 * rng.chisquare(dim, n) - 0.5 * rng.chisquare(dim, n)
+
+
+@pytest.mark.parametrize("dim", [2, 20, 100])
+def test_a_settled_gaussian_chain_keeps_all_its_evaluations(dim):
+    logps = gaussian_trajectory_logps(np.random.default_rng(dim), dim, 20_000)
+    assert within_reach(logps, dim).all()
+
+
+def test_a_training_leaves_out_the_minor_mode_a_chain_started_in():
+    # A chain that started in a narrow mode 40 nats below the posterior's, then left it.
+    rng = np.random.default_rng(0)
+    buffer = TrainingBuffer(capacity=4096, dim=2)
+    for q in 8.0 + 0.1 * rng.normal(size=(300, 2)):
+        buffer.add(q, -40.0 - 50.0 * np.sum((q - 8.0) ** 2), -100.0 * (q - 8.0))
+    for q in rng.normal(size=(600, 2)):
+        buffer.add(q, -0.5 * q @ q, -q)
+    kept = within_reach(buffer.logps(), dim=2)
+    assert kept[:300].sum() == 0 and kept[300:].all()
+    _, record = fit_surrogate(
+        buffer, kind="logp", prior=None, network=NetworkConfig(width=32),
+        training=TrainingConfig(max_steps=500), key=jax.random.key(0), iteration=50,
+        max_validation_error=0.5,
+    )  # fmt: skip
+    assert record.n_points == 600 and record.validation_error < 0.1
