@@ -68,9 +68,9 @@ from surrogate_hmc.step_methods.pymc_internals import (
 __all__ = ["SurrogateCostWarning", "SurrogateHMC", "SurrogateWarning"]
 
 REUSE_AFTER = 50
+"""Exact iterations that take a chain to the posterior before a given surrogate is piloted."""
 JITTER_TRIES = 11
 """Jittered starts tried before a chain starts unjittered (PyMC's ``jitter_max_retries + 1``)."""
-"""Exact iterations that take a chain to the posterior before a given surrogate is piloted."""
 COST_GATE_LOGP_CALLS = 5
 """Exact logp evaluations the cost gate times (the exact phase evaluates logp with gradient)."""
 LEARN_GRADIENT_ABOVE = 0.1
