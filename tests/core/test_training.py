@@ -212,9 +212,19 @@ def test_a_training_leaves_out_the_minor_mode_a_chain_started_in():
         buffer.add(q, -0.5 * q @ q, -q)
     kept = within_reach(buffer.logps(), dim=2)
     assert kept[:300].sum() == 0 and kept[300:].all()
+    network, training, key = (
+        NetworkConfig(width=32),
+        TrainingConfig(max_steps=500),
+        jax.random.key(0),
+    )
     _, record = fit_surrogate(
-        buffer, kind="logp", prior=None, network=NetworkConfig(width=32),
-        training=TrainingConfig(max_steps=500), key=jax.random.key(0), iteration=50,
-        max_validation_error=0.5,
+        buffer, kind="logp", prior=None, network=network, training=training, key=key,
+        iteration=50, max_validation_error=0.5,
     )  # fmt: skip
     assert record.n_points == 600 and record.validation_error < 0.1
+    # The control: fitted with the minor mode, the same network fails the switch test.
+    everything = fit_log_density(
+        buffer.positions(), buffer.logps(), buffer.gradients(),
+        network=network, training=training, key=key,
+    )  # fmt: skip
+    assert everything.validation_error > 0.5

@@ -70,27 +70,27 @@ def start_chain(step, seed: int) -> None:
 KEEP_ALL = shmc.Schedule(collect_from=0)
 
 
-def chain_start(step, seed: int) -> np.ndarray:
+def chain_start(step, model, seed: int) -> np.ndarray:
     """Where a chain of ``step`` starts: the first exact evaluation it keeps (``KEEP_ALL``)."""
     start_chain(step, seed)
-    step.step(step._pymc_model.initial_point())
+    step.step(model.initial_point())
     return step.chain.exact.buffer.positions()[0]
 
 
-def raveled_initial_point(step) -> np.ndarray:
-    point = step._pymc_model.initial_point()
+def raveled_initial_point(step, model) -> np.ndarray:
+    point = model.initial_point()
     return DictToArrayBijection.map({v.name: point[v.name] for v in step.vars}).data
 
 
 @pytest.mark.parametrize("jitter", [True, False])
 def test_chains_start_jittered_as_pm_sample_starts_its_own_nuts(jitter):
     # pm.sample jitters its NUTS's start by U(-1, 1) in the sampled space, not a given step's.
-    with pm.Model():
+    with pm.Model() as model:
         pm.Normal("x", shape=3)
         pm.HalfNormal("s")  # sampled as log(s)
         step = shmc.SurrogateHMC(jitter=jitter, schedule=KEEP_ALL)
-    initial = raveled_initial_point(step)
-    starts = [chain_start(step, seed) for seed in (1, 2)]
+    initial = raveled_initial_point(step, model)
+    starts = [chain_start(step, model, seed) for seed in (1, 2)]
     if not jitter:
         for start in starts:
             np.testing.assert_array_equal(start, initial)
@@ -101,11 +101,11 @@ def test_chains_start_jittered_as_pm_sample_starts_its_own_nuts(jitter):
 
 
 def test_a_jittered_start_is_drawn_again_until_the_log_density_is_finite():
-    with pm.Model():
+    with pm.Model() as model:
         x = pm.Normal("x", initval=0.6)
         pm.Potential("wall", pt.switch(x > 0.5, 0.0, -np.inf))  # jitters below 0.5: -inf
         step = shmc.SurrogateHMC(schedule=KEEP_ALL)
-    starts = np.array([chain_start(step, seed)[0] for seed in range(8)])
+    starts = np.array([chain_start(step, model, seed)[0] for seed in range(8)])
     assert np.all((starts > 0.5) & (starts < 1.6) & (starts != 0.6)), starts
 
 
