@@ -2,32 +2,38 @@
 
 For each model of ``benchmarks/models.py`` (GP regression, GARCH(2,1), logistic regression,
 banana, ill-conditioned Gaussian, Lotka-Volterra, correlated linear regression, non-centred
-hierarchical regression), every sampler runs in this one process with the same tune, draws,
-chains and seed, and each whole run is timed, compilation included:
+hierarchical regression), seed (``--seeds``, 3 by default) and sampler:
 
 - ``nuts``: ``pm.sample(nuts_sampler="pymc")``, the reference;
-- ``nutpie``: ``nutpie.compile_pymc_model`` (numba backend) and ``nutpie.sample``;
+- ``nutpie``: ``nutpie.compile_pymc_model`` (numba backend) and ``nutpie.sample`` with its
+  default diagonal mass matrix adaptation (what ``pm.sample()`` runs on PyMC 6);
+- ``nutpie_low_rank``: the same with ``adaptation="low_rank"``, the strongest exact peer;
 - ``logp``: ``SurrogateHMC(surrogate="logp", trajectory="nuts")``, NUTS on a log-likelihood
   surrogate with a delayed-acceptance correction by the exact logp;
 - ``gradient``: ``SurrogateHMC()``, a gradient surrogate with static trajectories (NNgHMC).
 
-Per model and sampler it reports wall time, min bulk and tail ESS, ESS/s and its ratio to PyMC's
-NUTS, exact gradient and logp evaluations (counted as ``measure.py`` says), acceptance, the
-fraction of draws in the surrogate phase, and the largest difference of a posterior mean from
-NUTS's in units of their combined MCSE. A sampler that fails on a model gets a row saying why.
+Every (model, seed, sampler) runs in a fresh Python process (this script with ``--worker``) whose
+JAX compilation cache is a new empty directory, so no run loads code compiled by an earlier one;
+the whole run is timed, compilation included. All samplers of a model have the same tune, draws
+and chains; the order of the samplers is rotated from seed to seed (seed index i starts at
+sampler i mod n). Per model and sampler the page reports medians over seeds of wall time, min bulk
+ESS and ESS/s, the largest R-hat, the ESS/s ratios to PyMC's NUTS, nutpie and nutpie low-rank of
+the same seed (median and min-max over seeds), exact evaluations (counted as ``measure.py``
+says), acceptance, the fraction of draws in the surrogate phase, and the largest difference of a
+posterior mean from NUTS's in units of their combined MCSE. A failed run gets a row saying why.
 
 Writes ``results.md``, ``results.json`` and ``benchmark_ratios.png``: by default into
 ``docs/benchmarks/`` and ``docs/_static/`` for the full run, and into a new temporary directory
 for ``--quick``; ``--output DIR`` puts all three in ``DIR``. ``--update`` re-runs some models
-(``--models``) and replaces only them in the existing ``results.json``; the page says which
-models were re-run, when and how.
+(``--models``) and replaces only them in the existing ``results.json``.
 
-Run ``nox -s benchmarks`` (full) or ``nox -s benchmarks_quick`` (smoke run, fails when a sampler
-fails), or ``python benchmarks/suite.py --quick --models banana gp --samplers nuts logp``.
+Run ``nox -s benchmarks`` (full) or ``nox -s benchmarks_quick`` (smoke run with ``--strict``),
+or ``python benchmarks/suite.py --quick --models banana gp --samplers nuts logp``.
 """
 
 import argparse
 import json
+import math
 import os
 import platform
 import shlex
@@ -38,50 +44,55 @@ import time
 import traceback
 import warnings
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import arviz as az
-import numpy as np
-import pymc as pm
-import pytensor
-from measure import (
-    exact_costs,
-    mean_differences,
-    sample_kwargs,
-    summarize,
-    timed_nutpie_sample,
-    timed_pymc_sample,
-)
+from measure import mean_differences
 from models import BENCHMARKS, Benchmark
-from report import JSON, SAMPLER_LABELS, write_outputs
-from threadpoolctl import threadpool_limits
-
-import surrogate_hmc as shmc
+from report import JSON, PEERS, SAMPLER_LABELS, jsonable, write_outputs
 
 ROOT = Path(__file__).resolve().parent.parent
 SURROGATE_OPTIONS = {
     "logp": {"surrogate": "logp", "trajectory": "nuts"},
     "gradient": {"surrogate": "gradient"},
 }
-# The gradient surrogate is left out by default to keep the full run within about 40 minutes.
-DEFAULT_SAMPLERS = ["nuts", "nutpie", "logp"]
+NUTPIE_ADAPTATION = {"nutpie": "diag", "nutpie_low_rank": "low_rank"}
+KINDS = {"nuts": "nuts", "nutpie": "nutpie", "nutpie_low_rank": "nutpie"}  # measure.summarize's
+# The gradient surrogate is left out by default to keep the full run's time down.
+DEFAULT_SAMPLERS = ["nuts", "nutpie", "nutpie_low_rank", "logp"]
+DEFAULT_SEEDS = [1, 2, 3]
+SEEDS_TEXT = " ".join(map(str, DEFAULT_SEEDS))
 DEFAULT_CHAINS = 2
+# --quick: the models whose smoke run fits CI's few minutes with every sampler in a fresh process.
+QUICK_MODELS = ["logistic", "gaussian"]
+MAX_RHAT, QUICK_MAX_RHAT = 1.01, 1.05
+MAX_MCSE = 4.0  # --strict: largest |mean - NUTS's mean| in units of the combined MCSE
 MAX_WARNINGS = 8
+SPEC, RECORD = "spec.json", "record.json"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--models", nargs="+", choices=list(BENCHMARKS), default=list(BENCHMARKS),
-        help="models to run (default: all)",
+        "--models", nargs="+", choices=list(BENCHMARKS),
+        help=f"models to run (default: all; with --quick: {' '.join(QUICK_MODELS)})",
     )  # fmt: skip
     parser.add_argument(
         "--samplers", nargs="+", choices=list(SAMPLER_LABELS),
-        help="samplers to compare (default: nuts nutpie logp); PyMC's NUTS always runs: it is "
-        "the reference",
+        help=f"samplers to compare (default: {' '.join(DEFAULT_SAMPLERS)}); PyMC's NUTS always "
+        "runs: it is the reference",
     )  # fmt: skip
-    parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, short runs")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="smoke run: small sizes, short runs, 1 seed (3 would not fit CI's few minutes) and "
+        f"R-hat up to {QUICK_MAX_RHAT} accepted by --strict",
+    )  # fmt: skip
+    parser.add_argument(
+        "--seeds", nargs="+", type=int,
+        help=f"random seeds, one run of every sampler each (default: {SEEDS_TEXT}; with "
+        "--quick: 1)",
+    )  # fmt: skip
     parser.add_argument("--tune", type=int, help="tuning iterations (default: per model)")
     parser.add_argument("--draws", type=int, help="draws per chain (default: per model)")
     parser.add_argument(
@@ -89,7 +100,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"chains per model (default: {DEFAULT_CHAINS}, and the model's own in a full run)",
     )  # fmt: skip
     parser.add_argument("--cores", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--blas-threads", type=int, default=1, help="BLAS threads per process (0: no limit)"
     )
@@ -100,20 +110,251 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--docs", action="store_true", help="write into docs/ even with --quick")
     parser.add_argument(
-        "--strict", action="store_true", help="exit with status 1 if any sampler fails"
-    )
+        "--strict", action="store_true",
+        help=f"exit with status 1 if any run fails, has an R-hat above {MAX_RHAT} "
+        f"({QUICK_MAX_RHAT} with --quick) or a posterior mean more than {MAX_MCSE:g} combined "
+        "MCSE from PyMC NUTS's of the same seed",
+    )  # fmt: skip
     parser.add_argument(
         "--update", action="store_true",
         help="replace only the models run now in the output directory's results.json (which "
-        "must have the same chains, cores, seed, BLAS threads and --quick)",
+        "must have the same settings)",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    if args.samplers is None:
-        args.samplers = DEFAULT_SAMPLERS
-    args.samplers = ["nuts", *(s for s in SAMPLER_LABELS if s in args.samplers and s != "nuts")]
+    args.models = args.models or (QUICK_MODELS if args.quick else list(BENCHMARKS))
+    args.samplers = [
+        "nuts",
+        *(s for s in SAMPLER_LABELS if s in (args.samplers or DEFAULT_SAMPLERS) and s != "nuts"),
+    ]
+    args.seeds = args.seeds or ([1] if args.quick else DEFAULT_SEEDS)
+    args.max_rhat = QUICK_MAX_RHAT if args.quick else MAX_RHAT
     if args.docs and args.output is not None:
         parser.error("--docs and --output are exclusive")
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error("--seeds must be distinct")
+    if args.strict and args.chains is not None and args.chains < 2:
+        parser.error("--strict checks R-hat, which needs at least 2 chains")
     return args
+
+
+# -- one run, in a fresh process -----------------------------------------------------------------
+
+
+def warning_lines(caught: list[warnings.WarningMessage]) -> list[str]:
+    """Distinct warnings of one run, ``Category: first line`` (at most ``MAX_WARNINGS``)."""
+    lines: list[str] = []
+    for message in caught:
+        first = str(message.message).strip().splitlines()[0] if str(message.message) else ""
+        line = f"{message.category.__name__}: {first[:240]}"
+        if line not in lines:
+            lines.append(line)
+    if len(lines) > MAX_WARNINGS:
+        lines = [*lines[:MAX_WARNINGS], f"... and {len(lines) - MAX_WARNINGS} more"]
+    return lines
+
+
+def run_sampler(model, sampler: str, kwargs: dict):
+    """One timed run (compilation included): the trace and the wall time in seconds."""
+    from measure import timed_nutpie_sample, timed_pymc_sample
+
+    import surrogate_hmc as shmc
+
+    if sampler == "nuts":
+        return timed_pymc_sample(model, None, **kwargs)
+    if sampler in NUTPIE_ADAPTATION:
+        return timed_nutpie_sample(
+            model,
+            tune=kwargs["tune"],
+            draws=kwargs["draws"],
+            chains=kwargs["chains"],
+            cores=kwargs["cores"],
+            seed=kwargs["random_seed"],
+            adaptation=NUTPIE_ADAPTATION[sampler],
+        )
+    options = SURROGATE_OPTIONS[sampler]
+    return timed_pymc_sample(model, lambda: shmc.SurrogateHMC(**options), **kwargs)
+
+
+def check_cold_cache() -> str:
+    """JAX's compilation cache, after checking it is the fresh, empty one we made (or none)."""
+    import jax
+
+    import surrogate_hmc  # noqa: F401  (points JAX's cache to $SURROGATE_HMC_CACHE_DIR)
+
+    directory = jax.config.jax_compilation_cache_dir
+    expected = os.environ["SURROGATE_HMC_CACHE_DIR"]
+    if directory not in (None, expected) or any(Path(expected).iterdir()):
+        raise RuntimeError(f"JAX's compilation cache is {directory!r}, not the empty {expected!r}")
+    return directory or "disabled"
+
+
+def worker(directory: Path) -> int:
+    """Build the model of ``directory/spec.json``, run its sampler, write ``record.json``."""
+    from measure import exact_costs, sample_kwargs, summarize
+    from threadpoolctl import threadpool_limits
+
+    spec = json.loads((directory / SPEC).read_text())
+    sampler = spec["sampler"]
+    record: dict[str, Any] = {"label": SAMPLER_LABELS[sampler], "jax_cache": check_cold_cache()}
+    kwargs = sample_kwargs(
+        tune=spec["tune"],
+        draws=spec["draws"],
+        chains=spec["chains"],
+        cores=spec["cores"],
+        seed=spec["seed"],
+    )
+    with threadpool_limits(limits=spec["blas_threads"] or None):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # building an ODE model warns about PyTensor internals
+            model = BENCHMARKS[spec["model"]].build(**spec["size"])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                idata, wall_time = run_sampler(model, sampler, kwargs)
+                record["summary"] = summarize(idata, wall_time, KINDS.get(sampler, "surrogate"))
+                record["status"] = "ok"
+            except Exception as error:  # a benchmark row, not a crash of the whole suite
+                record["status"] = "failed"
+                message = str(error).strip().splitlines()
+                record["error"] = f"{type(error).__name__}: {message[0] if message else ''}"[:400]
+                traceback.print_exc()
+        record["warnings"] = warning_lines(caught)
+        record["load_average"] = os.getloadavg()[0]
+        if spec["costs"]:  # after the timed run: it does not slow it down
+            record["costs"] = exact_costs(model)
+    (directory / RECORD).write_text(json.dumps(jsonable(record)))
+    return 0
+
+
+def run_isolated(spec: dict) -> dict[str, Any]:
+    """Run one (model, seed, sampler) in a fresh process with an empty JAX compilation cache."""
+    with tempfile.TemporaryDirectory(prefix="shmc-run-") as name:
+        directory = Path(name)
+        (directory / SPEC).write_text(json.dumps(spec))
+        cache = directory / "jax-cache"
+        cache.mkdir()
+        env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+        env["SURROGATE_HMC_CACHE_DIR"] = str(cache)
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(directory)]
+        process = subprocess.run(command, env=env, capture_output=True, text=True)
+        if (directory / RECORD).exists():
+            record = json.loads((directory / RECORD).read_text())
+        else:
+            lines = [line for line in process.stderr.splitlines() if line.strip()]
+            reason = lines[-1] if lines else "no output"
+            record = {
+                "label": SAMPLER_LABELS[spec["sampler"]],
+                "status": "failed",
+                "error": f"worker exited with status {process.returncode}: {reason}"[:400],
+                "warnings": [],
+                "load_average": os.getloadavg()[0],
+            }
+    if record["status"] != "ok":
+        print(process.stderr[-4000:], file=sys.stderr, flush=True)
+    return record
+
+
+# -- one model: every seed and sampler -----------------------------------------------------------
+
+
+def rotated(samplers: list[str], index: int) -> list[str]:
+    """The order of the samplers for the seed of this index: it starts at sampler index mod n."""
+    start = index % len(samplers)
+    return samplers[start:] + samplers[:start]
+
+
+def compare(result: dict) -> None:
+    """Add the ESS/s ratios to the peers and the largest mean difference to NUTS of each seed."""
+    for seed in map(str, result["seeds"]):
+        summaries = {
+            sampler: runs[seed]["summary"]
+            for sampler, runs in result["runs"].items()
+            if runs.get(seed, {}).get("status") == "ok"
+        }
+        for sampler, summary in summaries.items():
+            summary["ratios"] = {
+                peer: summary["ess_per_s"] / summaries[peer]["ess_per_s"]
+                for peer in PEERS
+                if peer in summaries and peer != sampler
+            }
+            if sampler != "nuts" and "nuts" in summaries:
+                differences = mean_differences(summaries["nuts"], summary)
+                worst = max(differences, key=differences.__getitem__)
+                summary["max_difference"] = differences[worst]
+                summary["max_difference_parameter"] = worst
+
+
+def run_benchmark(
+    key: str,
+    size: dict[str, Any],
+    *,
+    tune: int,
+    draws: int,
+    chains: int,
+    cores: int,
+    seeds: list[int],
+    samplers: list[str],
+    blas_threads: int,
+) -> dict[str, Any]:
+    """Every seed and sampler of one model, each run in a fresh process, with the comparisons."""
+    result: dict[str, Any] = {
+        "key": key,
+        "title": BENCHMARKS[key].title,
+        "size": size,
+        "tune": tune,
+        "draws": draws,
+        "chains": chains,
+        "seeds": seeds,
+        "orders": {},
+        "costs": None,
+        "runs": {sampler: {} for sampler in samplers},
+    }
+    common = {"model": key, "size": size, "tune": tune, "draws": draws, "chains": chains}
+    common |= {"cores": cores, "blas_threads": blas_threads}
+    for index, seed in enumerate(seeds):
+        order = rotated(samplers, index)
+        result["orders"][str(seed)] = order
+        for position, sampler in enumerate(order):
+            costs = result["costs"] is None and sampler == "nuts"
+            spec = common | {"sampler": sampler, "seed": seed, "costs": costs}
+            record = run_isolated(spec) | {"position": position}
+            result["costs"] = record.pop("costs", result["costs"])
+            result["runs"][sampler][str(seed)] = record
+            summary = record.get("summary")
+            status = (
+                f"{summary['wall_time']:.1f} s, min bulk ESS {summary['min_bulk_ess']:.0f}, "
+                f"R-hat {summary['rhat_max'] or math.nan:.3f}"
+                if summary
+                else f"FAILED ({record['error']})"
+            )
+            print(f"[{key} seed {seed}] {record['label']}: {status}", flush=True)
+    compare(result)
+    return result
+
+
+def problems(results: list[dict], max_rhat: float) -> list[str]:
+    """What makes ``--strict`` fail: failed runs, R-hat above ``max_rhat``, means off NUTS's."""
+    found = []
+    for result in results:
+        for sampler, runs in result["runs"].items():
+            for seed, record in runs.items():
+                where = f"{result['key']}/{sampler}/seed {seed}"
+                if record["status"] != "ok":
+                    found.append(f"{where}: failed: {record['error']}")
+                    continue
+                summary = record["summary"]
+                rhat = summary["rhat_max"]  # None (JSON's NaN) with one chain
+                if rhat is None or rhat > max_rhat:
+                    found.append(f"{where}: R-hat {rhat or math.nan:.3f}, not <= {max_rhat}")
+                if summary.get("max_difference", 0.0) > MAX_MCSE:
+                    found.append(
+                        f"{where}: mean of {summary['max_difference_parameter']} is "
+                        f"{summary['max_difference']:.1f} MCSE from PyMC NUTS's (> {MAX_MCSE:g})"
+                    )
+    return found
+
+
+# -- the suite -----------------------------------------------------------------------------------
 
 
 def output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -133,71 +374,6 @@ def run_length(benchmark: Benchmark, args: argparse.Namespace) -> tuple[int, int
     return args.tune or tune, args.draws or draws
 
 
-def run_sampler(model: pm.Model, sampler: str, kwargs: dict) -> tuple[Any, float]:
-    if sampler == "nuts":
-        return timed_pymc_sample(model, None, **kwargs)
-    if sampler == "nutpie":
-        return timed_nutpie_sample(
-            model,
-            tune=kwargs["tune"],
-            draws=kwargs["draws"],
-            chains=kwargs["chains"],
-            cores=kwargs["cores"],
-            seed=kwargs["random_seed"],
-        )
-    options = SURROGATE_OPTIONS[sampler]
-    return timed_pymc_sample(model, lambda: shmc.SurrogateHMC(**options), **kwargs)
-
-
-def warning_lines(caught: list[warnings.WarningMessage]) -> list[str]:
-    """Distinct warnings of one run, ``Category: first line`` (at most ``MAX_WARNINGS``)."""
-    lines: list[str] = []
-    for message in caught:
-        first = str(message.message).strip().splitlines()[0] if str(message.message) else ""
-        line = f"{message.category.__name__}: {first[:240]}"
-        if line not in lines:
-            lines.append(line)
-    if len(lines) > MAX_WARNINGS:
-        lines = [*lines[:MAX_WARNINGS], f"... and {len(lines) - MAX_WARNINGS} more"]
-    return lines
-
-
-def run_one(model: pm.Model, sampler: str, kwargs: dict) -> dict[str, Any]:
-    """One timed run; a failure is recorded (with its reason), not raised."""
-    record: dict[str, Any] = {"label": SAMPLER_LABELS[sampler]}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            idata, wall_time = run_sampler(model, sampler, kwargs)
-            kind = {"nuts": "nuts", "nutpie": "nutpie"}.get(sampler, "surrogate")
-            record["summary"] = summarize(idata, wall_time, kind)
-            record["status"] = "ok"
-        except Exception as error:  # a benchmark row, not a crash of the whole suite
-            record["status"] = "failed"
-            message = str(error).strip().splitlines()
-            record["error"] = f"{type(error).__name__}: {message[0] if message else ''}"[:400]
-            print(traceback.format_exc(), file=sys.stderr, flush=True)
-    record["warnings"] = warning_lines(caught)
-    record["load_average"] = os.getloadavg()[0]
-    return record
-
-
-def compare_to_nuts(runs: dict[str, dict]) -> None:
-    """Add the ESS/s ratio and the largest mean difference to NUTS to every successful run."""
-    nuts = runs.get("nuts", {}).get("summary")
-    for record in runs.values():
-        summary = record.get("summary")
-        if summary is None or nuts is None:
-            continue
-        summary["ratio"] = summary["ess_per_s"] / nuts["ess_per_s"]
-        if record is runs["nuts"]:
-            continue
-        differences = mean_differences(nuts, summary)
-        worst = max(differences, key=differences.__getitem__)
-        summary["max_difference"] = differences[worst]
-        summary["max_difference_parameter"] = worst
-
-
 def chains_of(benchmark: Benchmark, args: argparse.Namespace) -> int:
     """Chains of one model: the command line's, or the model's own in a full run."""
     own = None if args.quick else benchmark.chains
@@ -206,36 +382,20 @@ def chains_of(benchmark: Benchmark, args: argparse.Namespace) -> int:
 
 def run_model(key: str, args: argparse.Namespace) -> dict[str, Any]:
     benchmark = BENCHMARKS[key]
-    size = benchmark.quick_size if args.quick else benchmark.size
     tune, draws = run_length(benchmark, args)
-    chains = chains_of(benchmark, args)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # building an ODE model warns about PyTensor internals
-        model = benchmark.build(**size)
-        costs = exact_costs(model)
-    kwargs = sample_kwargs(tune=tune, draws=draws, chains=chains, cores=args.cores, seed=args.seed)
-    result: dict[str, Any] = {
-        "key": key,
-        "title": benchmark.title,
-        "size": size,
-        "tune": tune,
-        "draws": draws,
-        "chains": chains,
-        "notes": "" if args.quick or args.tune or args.draws or args.chains else benchmark.notes,
-        "costs": costs,
-        "runs": {},
-    }
-    for sampler in args.samplers:
-        record = run_one(model, sampler, kwargs)
-        result["runs"][sampler] = record
-        summary = record.get("summary")
-        status = (
-            f"{summary['wall_time']:.1f} s, min bulk ESS {summary['min_bulk_ess']:.0f}"
-            if summary
-            else f"FAILED ({record['error']})"
-        )
-        print(f"[{key}] {record['label']}: {status}", flush=True)
-    compare_to_nuts(result["runs"])
+    result = run_benchmark(
+        key,
+        benchmark.quick_size if args.quick else benchmark.size,
+        tune=tune,
+        draws=draws,
+        chains=chains_of(benchmark, args),
+        cores=args.cores,
+        seeds=args.seeds,
+        samplers=args.samplers,
+        blas_threads=args.blas_threads,
+    )
+    own_length = not (args.quick or args.tune or args.draws or args.chains)
+    result["notes"] = benchmark.notes if own_length else ""
     return result
 
 
@@ -268,19 +428,16 @@ def cpu_name() -> str:
 
 
 def versions() -> dict[str, str]:
-    import jax
-    import nutpie
-
-    return {
-        "Python": platform.python_version(),
-        "PyMC": pm.__version__,
-        "PyTensor": pytensor.__version__,
-        "nutpie": nutpie.__version__,
-        "JAX": jax.__version__,
-        "ArviZ": az.__version__,
-        "NumPy": np.__version__,
-        "surrogate-hmc": shmc.__version__,
-    }
+    """Versions of what the workers run (read from the installed metadata: no import)."""
+    names = {"PyMC": "pymc", "PyTensor": "pytensor", "nutpie": "nutpie", "JAX": "jax"}
+    names |= {"ArviZ": "arviz", "NumPy": "numpy", "surrogate-hmc": "surrogate-hmc"}
+    found = {"Python": platform.python_version()}
+    for label, name in names.items():
+        try:
+            found[label] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[label] = "not installed"
+    return found
 
 
 def run_meta(args: argparse.Namespace, command: str) -> dict[str, Any]:
@@ -293,11 +450,12 @@ def run_meta(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "load_average_start": os.getloadavg(),
         "versions": versions(),
         "settings": {
-            "chains": args.chains or "per model",
+            "chains": args.chains or (DEFAULT_CHAINS if args.quick else "per model"),
             "cores": args.cores,
-            "seed": args.seed,
+            "seeds": args.seeds,
             "blas_threads": args.blas_threads or "no limit",
             "quick": args.quick,
+            "max_rhat": args.max_rhat,
         },
     }
 
@@ -331,31 +489,27 @@ def merged(previous: dict | None, meta: dict, results: list[dict]) -> tuple[dict
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"]:
+        return worker(Path(argv[1]))
     args = parse_args(argv)
     markdown_dir, figure_dir = output_paths(args)
-    command = "python benchmarks/suite.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    meta = run_meta(args, command.strip())
+    meta = run_meta(args, f"python benchmarks/suite.py {shlex.join(argv)}".strip())
     previous = previous_results(args, markdown_dir, meta)
     start = time.perf_counter()
     results: list[dict[str, Any]] = []
-    with threadpool_limits(limits=args.blas_threads or None):
-        for key in args.models:
-            results.append(run_model(key, args))
-            # After every model, so that an interrupted run leaves what it measured.
-            meta["total_minutes"] = (time.perf_counter() - start) / 60
-            meta["load_average_end"] = os.getloadavg()
-            meta["models_missing"] = args.models[len(results) :]
-            paths = write_outputs(*merged(previous, meta, results), markdown_dir, figure_dir)
+    for key in args.models:
+        results.append(run_model(key, args))
+        # After every model, so that an interrupted run leaves what it measured.
+        meta["total_minutes"] = (time.perf_counter() - start) / 60
+        meta["load_average_end"] = os.getloadavg()
+        meta["models_missing"] = args.models[len(results) :]
+        paths = write_outputs(*merged(previous, meta, results), markdown_dir, figure_dir)
     print("\nwrote " + ", ".join(str(p) for p in paths))
-    failures = [
-        f"{result['key']}/{sampler}: {record['error']}"
-        for result in results
-        for sampler, record in result["runs"].items()
-        if record["status"] != "ok"
-    ]
-    for failure in failures:
-        print(f"FAILED {failure}", file=sys.stderr)
-    return 1 if failures and args.strict else 0
+    found = problems(results, args.max_rhat)
+    for problem in found:
+        print(f"PROBLEM {problem}", file=sys.stderr)
+    return 1 if found and args.strict else 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ import numpy as np
 
 def _mcse_of_mean(values: np.ndarray) -> float:
     """Monte Carlo standard error of the mean of ``values`` with shape (chain, draw)."""
+    if np.ptp(values) == 0:  # a chain that never moved: no error to estimate
+        return 0.0
     ess = float(np.asarray(az.ess(values, method="mean")).squeeze())
     return float(np.sqrt(values.var() / ess))
 
@@ -19,11 +21,14 @@ def moment_z_scores(
 ) -> np.ndarray:
     """z-scores of the sample mean and variance of each coordinate against the truth.
 
-    ``draws`` has shape (chain, draw, dim). The variance is checked as the mean of
+    ``draws`` has shape (chain, draw, dim). The variance is checked as the mean ``V`` of
     ``(x - true_mean)**2``, so both checks are means of chain functionals with an ESS-based error.
-    ``allowance`` adds a known approximation error in quadrature, as fractions of the true
-    standard deviation (for the mean) and of the true variance (for the variance); it is 0 for
-    exact samplers. Returns an array of shape (2, dim): row 0 for means, row 1 for variances.
+    ``allowance`` adds a known approximation error in quadrature (0 for exact samplers): for the
+    mean, a fraction of the true standard deviation; for the variance, a relative error ``a``
+    taken the same way in both directions, ``a * min(V, V0)``, so (MCSE aside) a z-score ``z``
+    is reached at ``V / V0 = 1 + z a`` above and at ``V0 / V = 1 + z a`` below: a chain
+    collapsed to a point (V -> 0) fails as surely as one too wide. Returns an array of shape
+    (2, dim): row 0 for means, row 1 for variances.
     """
     draws = np.asarray(draws, dtype=float)
     mean, variance = np.broadcast_arrays(np.asarray(mean, float), np.asarray(variance, float))
@@ -33,10 +38,12 @@ def moment_z_scores(
     for i in range(draws.shape[-1]):
         x = draws[..., i]
         squares = (x - mean[i]) ** 2
+        estimate = squares.mean()
         mean_error = np.hypot(_mcse_of_mean(x), allowance[0] * np.sqrt(variance[i]))
-        variance_error = np.hypot(_mcse_of_mean(squares), allowance[1] * variance[i])
-        z[0, i] = (x.mean() - mean[i]) / mean_error
-        z[1, i] = (squares.mean() - variance[i]) / variance_error
+        variance_error = np.hypot(_mcse_of_mean(squares), allowance[1] * min(estimate, variance[i]))
+        with np.errstate(divide="ignore", invalid="ignore"):  # a chain that never moved: +-inf
+            z[0, i] = (x.mean() - mean[i]) / mean_error
+            z[1, i] = (estimate - variance[i]) / variance_error
     return z
 
 

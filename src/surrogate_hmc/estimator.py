@@ -281,11 +281,13 @@ class CostEstimator:
         FileNotFoundError
             If there is no file at ``path``.
         ValueError
-            If the file is damaged, altered, written by another program or version, or holds
-            arrays that do not make the network it records: the message names the file and says
-            what is wrong.
+            If ``path`` is a directory, or the file is damaged, altered, written by another
+            program or version, or holds arrays that do not make the network it records: the
+            message names the file and says what is wrong.
         """
-        metadata, data = read_archive(path, _FORMAT, _WHAT, recreate=_RECREATE)
+        metadata, data = read_archive(
+            path, _FORMAT, _WHAT, recreate=_RECREATE, saved_by="CostEstimator.save"
+        )
         try:
             estimator = cls(
                 variables=tuple((name, tuple(shape)) for name, shape in metadata["variables"]),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pymc as pm
 import pytest
 
 import surrogate_hmc as shmc
@@ -197,6 +198,11 @@ CASES = [
         FileNotFoundError, "No saved {what} at {path}",
         id="missing file",
     ),
+    pytest.param(
+        lambda good, bad: bad.mkdir(),
+        ValueError, NOT_SAVED + "it is a directory; give the path of a file saved by ",
+        id="directory",
+    ),
 ]
 # fmt: on
 
@@ -282,3 +288,17 @@ def test_a_file_of_the_other_kind_is_refused(good_files):
             ValueError, match=f"is not a {what} saved by surrogate-hmc: it is another kind of"
         ):
             KINDS[what][1](path)
+
+
+def test_a_directory_given_as_a_surrogate_is_refused_as_a_bad_file(tmp_path):
+    expected = re.escape(
+        f"{str(tmp_path)!r} is not a surrogate saved by surrogate-hmc: it is a directory; give "
+        "the path of a file saved by SurrogateHMC(save_to=...) or TrainedSurrogate.save."
+    )
+    with pytest.raises(ValueError, match=expected):
+        shmc.TrainedSurrogate.load(tmp_path)
+    with pm.Model():
+        pm.Normal("x", shape=2)
+        for given in (tmp_path, str(tmp_path)):
+            with pytest.raises(ValueError, match=expected):
+                shmc.SurrogateHMC(surrogate=given)

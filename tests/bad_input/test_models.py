@@ -5,10 +5,15 @@ and exact NUTS draws; a region where the log-density is not finite is rejected e
 rejects it. Each case checks the defined outcome and the posterior's moments.
 """
 
+import time
+import warnings
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 import pytest
+from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
 
 import surrogate_hmc as shmc
 from tests.helpers import assert_moments, posterior_array, sample_stat
@@ -90,6 +95,73 @@ def test_tuning_too_short_to_train_warns_and_samples_with_exact_nuts():
     # The default schedule trains a gradient surrogate from tuning iteration 150 on.
     with pytest.warns(shmc.SurrogateWarning, match=r"tune=100 is too short .* exact NUTS"):
         idata = run(model, tune=100, surrogate="gradient")
+    assert np.all(sample_stat(idata, "phase") == 0)
+    assert np.all(sample_stat(idata, "n_exact_grad") >= 1)
+    assert_moments(posterior_array(idata, names), mean, variance)
+
+
+# -- trainings that keep failing: the cost gate's books --------------------------------------------
+
+GRADIENT_SECONDS = 0.003
+
+
+class Pause(Op):
+    """Zeros like its input, after a pause: the gradient of :class:`SlowGradient`."""
+
+    def make_node(self, x):
+        x = pt.as_tensor_variable(x)
+        return Apply(self, [x], [x.type()])
+
+    def perform(self, node, inputs, outputs):
+        time.sleep(GRADIENT_SECONDS)
+        outputs[0][0] = np.zeros_like(inputs[0])
+
+
+class SlowGradient(Op):
+    """Zero, at once; its gradient takes a pause: an exact iteration as slow as a real model's
+    (3 ms per gradient), an exact logp alone still cheap, so the cost gate lets a surrogate in."""
+
+    def make_node(self, x):
+        x = pt.as_tensor_variable(x)
+        return Apply(self, [x], [pt.dscalar()])
+
+    def perform(self, node, inputs, outputs):
+        outputs[0][0] = np.asarray(0.0)
+
+    def pullback(self, inputs, outputs, cotangents):
+        return [Pause()(inputs[0])]
+
+
+if not hasattr(Op, "pullback"):  # PyTensor 2 (PyMC 5) differentiates through L_op
+    SlowGradient.L_op = SlowGradient.pullback
+
+
+@pytest.mark.filterwarnings("ignore:Numba will use object mode:UserWarning")  # PyTensor 3
+def test_trainings_that_cannot_pass_stop_once_they_cannot_be_won_back():
+    """No network passes a held-out error of 1e-9: after the first failure the books say that
+    another attempt cannot be won back, and the chain goes on as plain NUTS, with one warning."""
+    model, names, mean, variance = models.skewed_gamma()
+    with model:
+        pm.Potential("slow", SlowGradient()(model["s"]))
+    tune, draws = 400, 400
+    schedule = shmc.Schedule(start=50, every=50)
+    planned = schedule.plan(tune, "logp").training_iterations
+    with model, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", shmc.SurrogateCostWarning)
+        step = shmc.SurrogateHMC(
+            schedule=schedule, switch_test=shmc.SwitchTest(max_validation_error=1e-9)
+        )
+        idata = pm.sample(step=step, tune=tune, draws=draws, chains=1, random_seed=3, **SAMPLE)
+    messages = [str(w.message) for w in caught if w.category is shmc.SurrogateCostWarning]
+    assert len(messages) == 1, messages
+    assert "stops training and continues as plain NUTS" in messages[0]
+    assert "random_seed" in messages[0] and "cost_gate=False" in messages[0]
+    assert not [w for w in caught if w.category is shmc.SurrogateWarning], "said once only"
+    life = step.chain.life
+    assert life.cost is not None and life.cost.pays, "the cost gate let a surrogate train"
+    assert len(step.training_history) == 1 < len(planned) == 4
+    assert life.books is not None and not life.books.worth_another
+    assert life.books.spent == pytest.approx(step.training_history[0].seconds)
     assert np.all(sample_stat(idata, "phase") == 0)
     assert np.all(sample_stat(idata, "n_exact_grad") >= 1)
     assert_moments(posterior_array(idata, names), mean, variance)

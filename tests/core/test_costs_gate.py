@@ -3,11 +3,14 @@
 import pytest
 
 from surrogate_hmc.core.costs import (
+    MAX_FAILURE_SHARE,
     MIN_SPEEDUP_PER_DRAW,
     SURROGATE_CALL_SECONDS,
     SURROGATE_SETUP_SECONDS,
     CostLedger,
+    fit_quality,
     judge_cost,
+    keep_books,
 )
 
 
@@ -79,3 +82,47 @@ def test_the_ledger_times_each_phase_by_its_recent_median():
     ledger.add_grad(0.001)
     assert ledger.milliseconds_per_grad() == pytest.approx(2.0)
     assert CostLedger().milliseconds_per_logp() == 0.0
+
+
+# -- the books on failed trainings ----------------------------------------------------------
+
+
+def test_a_fit_far_above_the_threshold_leaves_little_to_hope_for():
+    assert fit_quality(0.7, 0.5) == pytest.approx(0.5 / 0.7)
+    assert fit_quality(5.0, 0.5) == pytest.approx(0.1)
+    assert fit_quality(0.4, 0.5) == 1.0, "passed: its pilot failed, the fit was close"
+    assert fit_quality(None, 0.5) == 1.0, "nothing was trained: nothing learned either"
+    assert fit_quality(float("nan"), 0.5) == 0.0 and fit_quality(float("inf"), 0.5) == 0.0
+    assert fit_quality(3.0, float("inf")) == 1.0
+
+
+def test_the_books_weigh_failures_against_what_is_left_to_win():
+    """GP-like costs: 20 ms an exact iteration, 3 ms a surrogate one, 1000 iterations left."""
+    verdict = judge_cost(exact_iteration=0.02, logp=0.002, remaining=1000, run_iterations=2000)
+    assert verdict.plain_run_seconds == pytest.approx(40.0)
+    books = keep_books(verdict, spent=2.0, attempt=2.0, quality=0.5, wait=100)
+    assert books.iterations == 900 and books.saving == pytest.approx(0.017)
+    assert books.winnable == pytest.approx(0.5 * 900 * 0.017)  # 7.65 s
+    assert books.cap == pytest.approx(MAX_FAILURE_SHARE * 40.0)
+    assert books.worth_another
+    # the same failures with a fit twice as far off: 3.8 s to win against 4 s
+    assert not keep_books(verdict, spent=2.0, attempt=2.0, quality=0.25, wait=100).worth_another
+    # nothing left after the wait
+    assert keep_books(verdict, spent=0.0, attempt=0.1, quality=1.0, wait=1000).winnable == 0.0
+
+
+def test_the_cap_holds_however_much_is_left_to_win():
+    """10 ms an exact iteration, 2000 in the run: 6 s of failures would be won back (17 s to
+    win), but a failed attempt would then make the run cost more than 1.25 times plain NUTS."""
+    verdict = judge_cost(exact_iteration=0.01, logp=1e-4, remaining=1900, run_iterations=2000)
+    assert verdict.plain_run_seconds == pytest.approx(20.0)
+    books = keep_books(verdict, spent=3.0, attempt=3.0, quality=1.0, wait=0)
+    assert books.winnable == pytest.approx(1900 * 0.0089) and books.cap == pytest.approx(5.0)
+    assert not books.worth_another
+    assert keep_books(verdict, spent=2.0, attempt=2.0, quality=1.0, wait=0).worth_another
+
+
+def test_a_cheaper_surrogate_iteration_than_exact_is_needed_to_win_anything():
+    verdict = judge_cost(exact_iteration=0.002, logp=0.003, remaining=1000)
+    books = keep_books(verdict, spent=0.0, attempt=0.01, quality=1.0, wait=0)
+    assert books.saving < 0 and books.winnable == 0.0 and not books.worth_another

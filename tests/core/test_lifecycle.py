@@ -29,6 +29,13 @@ def record(iteration, error=0.1, **kwargs):
     return TrainingRecord(iteration, 100, error, max_validation_error=0.5, **kwargs)
 
 
+def piloted(life, state, iteration, spread=1.0, tail_gap=0.1):
+    """Start a pilot (after ``START_PILOT``) whose exploration checks pass."""
+    state, action = life.explored(state, spread, tail_gap, iteration)
+    assert action is Action.NONE
+    return state
+
+
 def run_exact(life, state, iterations):
     actions = {}
     for iteration in iterations:
@@ -53,6 +60,7 @@ def test_a_good_fit_is_piloted_then_switched():
     state, action = life.update(state, 10, EXACT)
     state, action = life.trained(state, record(10))
     assert (action, state.phase) == (Action.START_PILOT, Phase.PILOT)
+    state = piloted(life, state, 10)
     assert Phase.PILOT.code == 1 and Phase.EXACT.code == 0
     assert not life.collects(state, 11)
     for iteration in (11, 12):
@@ -115,6 +123,7 @@ def test_refit_adopts_only_a_passing_fit_and_online_learning_stops_at_it():
     life = lifecycle(refit=50)
     state, _ = run_exact(life, life.init(), range(11))
     state, _ = life.trained(state, record(10))
+    state = piloted(life, state, 10)
     for iteration in (11, 12, 13):
         state, _ = life.update(state, iteration, GOOD_PILOT)
     assert life.learns_online(state, 49) and not life.learns_online(state, 50)
@@ -133,6 +142,7 @@ def test_an_unfinished_pilot_is_judged_at_the_end_of_tuning():
     life = lifecycle()
     state, _ = run_exact(life, life.init(), range(11))
     state, _ = life.trained(state, record(10))
+    state = piloted(life, state, 10)
     state, _ = life.update(state, 11, GOOD_PILOT)
     state, action = life.final(state)
     assert action is Action.FREEZE and state.records[-1].switched
@@ -171,7 +181,7 @@ DOES_NOT_PAY = judge_cost(exact_iteration=3e-4, logp=1e-5, remaining=1950)
 NOT_SETTLED = judge_cost(exact_iteration=3e-4, logp=1e-5, remaining=1950, settled=False)
 
 
-def test_the_cost_gate_is_asked_at_the_first_training_only():
+def test_the_cost_gate_is_asked_at_the_first_training_then_keeps_books_after_a_failure():
     life = lifecycle(cost_gate=True)
     state, actions = run_exact(life, life.init(), range(10))
     assert not actions and state.cost is None
@@ -180,8 +190,14 @@ def test_the_cost_gate_is_asked_at_the_first_training_only():
     state, action = life.assessed(state, PAYS, 10)
     assert action is Action.TRAIN and state.cost is PAYS and state.phase is Phase.EXACT
     state, action = life.trained(state, record(10, error=0.9))  # a failed fit
-    state, actions = run_exact(life, state, range(11, 21))
-    assert actions == {20: Action.TRAIN}, "the gate is asked once"
+    assert action is Action.NONE and state.books_due and life.collects(state, 11)
+    state, action = life.update(state, 11, EXACT)
+    assert action is Action.ASSESS_COST, "the books are kept the iteration after a failure"
+    state, action = life.assessed(state, PAYS, 11)
+    assert action is Action.NONE and state.books.worth_another and not state.books_due
+    assert state.cost is PAYS, "the gate's first verdict stays"
+    state, actions = run_exact(life, state, range(12, 21))
+    assert actions == {20: Action.TRAIN}, "the next training comes on schedule, unasked"
 
 
 def test_a_surrogate_that_cannot_pay_leaves_plain_nuts():
@@ -237,16 +253,172 @@ def test_an_unsettled_no_waits_for_the_next_training_and_is_final_at_the_last():
     assert state.cost is NOT_SETTLED
 
 
-@pytest.mark.parametrize("spread", [None, 0.05, 0.5])
-def test_the_exploration_check_can_fail_a_pilot_that_accepts_well(spread):
+@pytest.mark.parametrize(
+    ("spread", "tail_gap", "failure"),
+    [
+        (0.5, 0.1, None),
+        (0.5, None, None),  # the tail check turned off
+        (None, 0.1, "too few recent draws"),  # a pilot that cannot be judged cannot pass
+        (0.05, 0.1, "spreads over 0.05"),
+        (0.5, 4.0, "falls 4 nats below its tangent"),
+    ],
+)
+def test_the_exploration_checks_can_fail_a_pilot_before_it_runs(spread, tail_gap, failure):
     life = lifecycle()
     state, _ = run_exact(life, life.init(), range(10))
     state, action = life.update(state, 10, EXACT)
     state, action = life.trained(state, record(10))
     assert action is Action.START_PILOT
-    state = life.explored(state, spread)
+    state, action = life.explored(state, spread, tail_gap, 10)
+    if failure is None:
+        assert action is Action.NONE and state.phase is Phase.PILOT
+        for iteration in range(11, 11 + TEST.pilot_iterations):
+            state, action = life.update(state, iteration, GOOD_PILOT)
+        assert action is Action.SWITCH and state.records[-1].pilot.reason == "passed"
+    else:
+        # Ended at once: not a single pilot iteration is spent on it.
+        assert action is Action.REVERT and state.phase is Phase.EXACT
+        pilot = state.records[-1].pilot
+        assert pilot.iterations == 0 and not pilot.switched and failure in pilot.reason
+    pilot = state.records[-1].pilot
+    assert (pilot.spread, pilot.tail_gap) == (spread, tail_gap) and state.spread is None
+
+
+def test_a_pilot_never_explored_cannot_switch():
+    """Negative control of the check above: skipping it is not a way to pass."""
+    life = lifecycle()
+    state, _ = run_exact(life, life.init(), range(11))
+    state, _ = life.trained(state, record(10))
     for iteration in range(11, 11 + TEST.pilot_iterations):
-        state, action = life.update(state, iteration, IterationStats(0.9, 7, 0.3, 0.99))
-    passes = spread is None or spread >= TEST.min_spread
-    assert action is (Action.SWITCH if passes else Action.REVERT)
-    assert state.records[-1].pilot.spread == spread and state.spread is None
+        state, action = life.update(state, iteration, GOOD_PILOT)
+    assert action is Action.REVERT and "too few recent draws" in state.records[-1].pilot.reason
+
+
+# -- the cost gate's books on failed trainings ------------------------------------------------
+
+RUN = 2000  # tune=100 (the lifecycle's plan) plus 1900 draws
+EXACT_SECONDS, LOGP_SECONDS = 0.02, 0.002  # a plain NUTS run: 40 s; the cap: 10 s
+
+
+def verdict_at(iteration):
+    """What the front-end measures after ``iteration``: the same costs, fewer iterations left."""
+    return judge_cost(
+        exact_iteration=EXACT_SECONDS, logp=LOGP_SECONDS, remaining=RUN - iteration - 1,
+        run_iterations=RUN,
+    )  # fmt: skip
+
+
+def run_failing(life, errors, seconds=3.0):
+    """Run the exact phase over tuning; the n-th training has held-out error ``errors[n]``.
+
+    Returns the state and the actions that were not NONE (ASSESS_COST answered at once).
+    """
+    state, actions, errors = life.init(), {}, iter(errors)
+    for iteration in range(100):
+        stats = GOOD_PILOT if state.phase is Phase.PILOT else EXACT
+        state, action = life.update(state, iteration, stats._replace(seconds=0.001))
+        while action is not Action.NONE:
+            actions.setdefault(iteration, []).append(action)
+            if action is Action.ASSESS_COST:
+                state, action = life.assessed(state, verdict_at(iteration), iteration)
+            elif action is Action.TRAIN:
+                trained = record(iteration, error=next(errors), seconds=seconds)
+                state, action = life.trained(state, trained)
+            elif action is Action.START_PILOT:
+                state, action = life.explored(state, 1.0, 0.1, iteration)
+            else:
+                break
+    return state, actions
+
+
+def trainings(actions):
+    return [iteration for iteration, done in actions.items() if Action.TRAIN in done]
+
+
+def test_failed_trainings_stop_at_the_cap():
+    """3 s per failed fit, held-out error 0.6 (quality 0.83, plenty left to win): after the
+    third failure a fourth attempt would go past a quarter of the 40 s plain NUTS run."""
+    life = lifecycle(stop=90, cost_gate=True)
+    assert len(life.plan.training_iterations) == 9
+    state, actions = run_failing(life, errors=[0.6] * 9)
+    assert trainings(actions) == [10, 20, 30]
+    assert actions[31] == [Action.ASSESS_COST, Action.GIVE_UP]
+    assert state.phase is Phase.EXACT_ONLY and not life.collects(state, 32)
+    books = state.books
+    assert books.spent == pytest.approx(9.0) and books.attempt == pytest.approx(3.0)
+    assert books.cap == pytest.approx(0.25 * RUN * EXACT_SECONDS)
+    assert books.quality == pytest.approx(0.5 / 0.6)
+    assert books.winnable > books.spent + books.attempt > books.cap
+    state, action = life.final(state)
+    assert action is Action.STAY_EXACT
+    assert not life.never_switched(state), "giving up was said when it happened"
+
+
+def test_a_fit_far_from_passing_stops_after_one_failure():
+    """Held-out error 5 against 0.5: a tenth of the saving is left to hope for, 3.4 s."""
+    life = lifecycle(stop=90, cost_gate=True)
+    state, actions = run_failing(life, errors=[5.0] * 9)
+    assert trainings(actions) == [10] and actions[11] == [Action.ASSESS_COST, Action.GIVE_UP]
+    books = state.books
+    assert books.quality == pytest.approx(0.1)
+    # 1988 iterations left, less 9 to the next training and 3 of pilot; 17 ms saved each
+    assert books.iterations == 1976
+    assert books.winnable == pytest.approx(0.1 * 1976 * (EXACT_SECONDS - LOGP_SECONDS - 1e-3))
+    assert books.winnable < books.spent + books.attempt <= books.cap
+
+
+def test_a_fit_that_passes_after_failures_is_not_stopped():
+    life = lifecycle(stop=90, cost_gate=True)
+    state, actions = run_failing(life, errors=[0.6, 0.6, 0.4])
+    assert trainings(actions) == [10, 20, 30]
+    assert Action.SWITCH in actions[33] and state.phase is Phase.SURROGATE
+    assert state.books.worth_another and state.records[-1].switched
+    assert not any(Action.GIVE_UP in done for done in actions.values())
+
+
+def test_without_the_cost_gate_failures_are_never_counted():
+    """The user asked for a surrogate whatever it costs."""
+    life = lifecycle(stop=90)
+    state, actions = run_failing(life, errors=[5.0] * 9, seconds=100.0)
+    assert trainings(actions) == list(life.plan.training_iterations)
+    assert not any(Action.ASSESS_COST in done for done in actions.values())
+    assert state.books is None and not state.books_due
+    state, _ = life.final(state)
+    assert life.never_switched(state)
+
+
+def test_a_failed_pilot_counts_its_time_beyond_exact_iterations():
+    """Training 3 s; pilot start 2.5 s and 3 iterations of 50 ms where exact ones take 20 ms:
+    3 + 2.5 + 3 * (0.05 - 0.02) = 5.59 s lost, and as much expected for another attempt:
+    past the 10 s cap."""
+    life = lifecycle(cost_gate=True)
+    state, _ = run_exact(life, life.init(), range(10))
+    state, action = life.update(state, 10, EXACT)
+    state, action = life.assessed(state, verdict_at(10), 10)
+    state, action = life.trained(state, record(10, seconds=3.0))
+    assert action is Action.START_PILOT
+    state = life.pilot_started(state, 2.5)
+    for iteration in (11, 12, 13):
+        state, action = life.update(state, iteration, BAD_PILOT._replace(seconds=0.05))
+    assert action is Action.REVERT and state.books_due
+    pilot = state.records[-1].pilot
+    assert pilot.seconds == pytest.approx(2.65) and pilot.iterations == 3
+    assert state.pilot_start_seconds == 0.0
+    state, action = life.update(state, 14, EXACT)
+    assert action is Action.ASSESS_COST
+    state, action = life.assessed(state, verdict_at(14), 14)
+    assert (action, state.phase) == (Action.GIVE_UP, Phase.EXACT_ONLY)
+    assert state.books.spent == pytest.approx(5.59) and state.books.quality == 1.0
+
+
+def test_no_books_after_the_last_training_nor_after_a_given_surrogate():
+    life = lifecycle(start=10, every=10, stop=10, cost_gate=True)
+    state, actions = run_failing(life, errors=[0.9])
+    assert trainings(actions) == [10] and state.phase is Phase.EXACT_ONLY
+    assert state.books is None and not state.books_due
+    life = lifecycle(given_at=5, cost_gate=True)
+    state, _ = run_exact(life, life.init(), range(6))
+    state, action = life.trained(state, TrainingRecord(5, 0, given=True))
+    for iteration in (6, 7, 8):
+        state, action = life.update(state, iteration, BAD_PILOT)
+    assert action is Action.REVERT and not state.books_due

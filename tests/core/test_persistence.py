@@ -32,6 +32,7 @@ def standardized_mlp(network: NetworkConfig, out: int, seed: int = 0) -> Standar
         network.build(DIM, out, key=jax.random.key(seed)),
         Standardization.fit(x),
         Standardization.fit(rng.normal(size=(50, out))),
+        rng.uniform(1.0, 3.0, size=DIM),
     )
 
 

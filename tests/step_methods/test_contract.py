@@ -7,7 +7,8 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 import pytest
-from pymc.blocking import DictToArrayBijection
+from pymc.blocking import DictToArrayBijection, RaveledVars
+from pymc.step_methods.hmc.base_hmc import BaseHMC
 
 import surrogate_hmc as shmc
 from tests.helpers import assert_moments, posterior_array, run_python, sample_stat
@@ -67,14 +68,28 @@ def start_chain(step, seed: int) -> None:
         step.set_rng(rng)  # outside pm.sample, tune is pm.sample's default: 1000
 
 
-KEEP_ALL = shmc.Schedule(collect_from=0)
+class _Started(Exception):
+    """Raised by :func:`chain_start` once the chain's first NUTS step has shown where it starts."""
 
 
-def chain_start(step, model, seed: int) -> np.ndarray:
-    """Where a chain of ``step`` starts: the first exact evaluation it keeps (``KEEP_ALL``)."""
+def chain_start(step, model, seed: int, monkeypatch) -> np.ndarray:
+    """Where a chain of ``step`` starts: the position its first (exact) NUTS step starts from.
+
+    PyMC's ``BaseHMC.astep`` is the transition the chain's first iteration runs; it is stopped
+    as it starts (a start the jitter should have refused may have no finite energy).
+    """
+    seen = []
+
+    def first_step(self, q0):
+        seen.append(q0.data.copy())
+        raise _Started
+
     start_chain(step, seed)
-    step.step(model.initial_point())
-    return step.chain.exact.buffer.positions()[0]
+    with monkeypatch.context() as patch:
+        patch.setattr(BaseHMC, "astep", first_step)
+        with pytest.raises(_Started):
+            step.step(model.initial_point())
+    return seen[0]
 
 
 def raveled_initial_point(step, model) -> np.ndarray:
@@ -82,31 +97,89 @@ def raveled_initial_point(step, model) -> np.ndarray:
     return DictToArrayBijection.map({v.name: point[v.name] for v in step.vars}).data
 
 
-@pytest.mark.parametrize("jitter", [True, False])
-def test_chains_start_jittered_as_pm_sample_starts_its_own_nuts(jitter):
-    # pm.sample jitters its NUTS's start by U(-1, 1) in the sampled space, not a given step's.
+def jitter_model(jitter: bool = True):
     with pm.Model() as model:
         pm.Normal("x", shape=3)
         pm.HalfNormal("s")  # sampled as log(s)
-        step = shmc.SurrogateHMC(jitter=jitter, schedule=KEEP_ALL)
+        step = shmc.SurrogateHMC(jitter=jitter)
+    return model, step
+
+
+def assert_jittered(starts, initial) -> None:
+    """Each start is the initial point plus U(-1, 1) noise in every coordinate, its own noise."""
+    for start in starts:
+        assert np.all(np.abs(start - initial) < 1) and np.all(start != initial), start - initial
+    assert not np.allclose(*starts), starts
+
+
+@pytest.mark.parametrize("jitter", [True, False])
+def test_chains_start_jittered_as_pm_sample_starts_its_own_nuts(jitter, monkeypatch):
+    # pm.sample jitters its NUTS's start by U(-1, 1) in the sampled space, not a given step's.
+    model, step = jitter_model(jitter)
     initial = raveled_initial_point(step, model)
-    starts = [chain_start(step, model, seed) for seed in (1, 2)]
-    if not jitter:
+    starts = [chain_start(step, model, seed, monkeypatch) for seed in (1, 2)]
+    if jitter:
+        assert_jittered(starts, initial)
+    else:
         for start in starts:
             np.testing.assert_array_equal(start, initial)
-        return
-    for start in starts:
-        assert np.all(np.abs(start - initial) < 1) and np.all(start != initial)
-    assert not np.allclose(*starts)
 
 
-def test_a_jittered_start_is_drawn_again_until_the_log_density_is_finite():
+JITTERED = shmc.SurrogateHMC._jittered
+
+
+def _probe_then_start_unjittered(self, q0):
+    # Evaluates the model at a jittered point (as the real jitter's finiteness probe does), then
+    # starts at q0 anyway: a test reading the first exact evaluation would take the probe for it.
+    JITTERED(self, q0)
+    return q0
+
+
+@pytest.mark.parametrize(
+    "jittered",
+    [lambda self, q0: q0, _probe_then_start_unjittered],
+    ids=["start unchanged", "probed, then start unchanged"],
+)
+def test_the_jitter_check_catches_an_unjittered_start(jittered, monkeypatch):
+    """Negative control: with a jitter that leaves the start where it was, the check fails."""
+    model, step = jitter_model()
+    initial = raveled_initial_point(step, model)
+    monkeypatch.setattr(shmc.SurrogateHMC, "_jittered", jittered)
+    starts = [chain_start(step, model, seed, monkeypatch) for seed in (1, 2)]
+    with pytest.raises(AssertionError):
+        assert_jittered(starts, initial)
+
+
+def wall_model():
     with pm.Model() as model:
         x = pm.Normal("x", initval=0.6)
         pm.Potential("wall", pt.switch(x > 0.5, 0.0, -np.inf))  # jitters below 0.5: -inf
-        step = shmc.SurrogateHMC(schedule=KEEP_ALL)
-    starts = np.array([chain_start(step, model, seed)[0] for seed in range(8)])
+        step = shmc.SurrogateHMC()
+    return model, step
+
+
+def assert_starts_beyond_the_wall(starts) -> None:
     assert np.all((starts > 0.5) & (starts < 1.6) & (starts != 0.6)), starts
+
+
+def test_a_jittered_start_is_drawn_again_until_the_log_density_is_finite(monkeypatch):
+    model, step = wall_model()
+    starts = np.array([chain_start(step, model, seed, monkeypatch)[0] for seed in range(8)])
+    assert_starts_beyond_the_wall(starts)
+
+
+def test_the_wall_check_catches_a_jitter_that_does_not_draw_again(monkeypatch):
+    """Negative control: a jitter taking its first draw, finite or not, fails the check."""
+
+    def first_draw(self, q0):
+        noise = self.rng.uniform(-1.0, 1.0, size=q0.data.shape)
+        return RaveledVars(q0.data + noise, q0.point_map_info)
+
+    model, step = wall_model()
+    monkeypatch.setattr(shmc.SurrogateHMC, "_jittered", first_draw)
+    starts = np.array([chain_start(step, model, seed, monkeypatch)[0] for seed in range(8)])
+    with pytest.raises(AssertionError):
+        assert_starts_beyond_the_wall(starts)
 
 
 @pytest.mark.parametrize("surrogate", ["gradient", "logp"])

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
+    "MAX_FAILURE_SHARE",
     "MIN_SETTLED_ITERATIONS",
     "MIN_SPEEDUP_PER_DRAW",
     "MIN_TREE_STEPS",
@@ -14,7 +15,10 @@ __all__ = [
     "SURROGATE_SETUP_SECONDS",
     "CostLedger",
     "CostVerdict",
+    "FailureBooks",
+    "fit_quality",
     "judge_cost",
+    "keep_books",
 ]
 
 RECENT_ITERATIONS = 50
@@ -152,6 +156,14 @@ class CostVerdict:
     """Whether ``exact_iteration`` was measured on the settled exact phase (else: its floor)."""
     logp_measured: bool = True
     """Whether ``surrogate_iteration`` includes a measured exact logp (else: it is a floor)."""
+    run_iterations: int | None = None
+    """Iterations of the whole chain, tuning and draws (``None``: ``remaining``)."""
+
+    @property
+    def plain_run_seconds(self) -> float:
+        """What the whole chain would take as plain NUTS, at ``exact_iteration`` each."""
+        iterations = self.remaining if self.run_iterations is None else self.run_iterations
+        return iterations * self.exact_iteration
 
     @property
     def speedup(self) -> float:
@@ -170,16 +182,111 @@ class CostVerdict:
 
 
 def judge_cost(
-    *, exact_iteration: float, logp: float | None, remaining: int, settled: bool = True
+    *,
+    exact_iteration: float,
+    logp: float | None,
+    remaining: int,
+    settled: bool = True,
+    run_iterations: int | None = None,
 ) -> CostVerdict:
     """Judge a surrogate from the exact iteration and logp times (seconds).
 
     ``exact_iteration`` is the median of settled exact iterations, or (``settled=False``) the
     floor of an exact iteration's cost. ``logp=None``: not measured, counted as free, so the
     verdict is the most favourable one (a surrogate that does not pay then never does).
+    ``run_iterations`` (tuning and draws) prices a plain NUTS run for :func:`keep_books`.
     """
     surrogate_iteration = (logp or 0.0) + SURROGATE_CALL_SECONDS
     saving = remaining * (exact_iteration - surrogate_iteration)
     return CostVerdict(
-        exact_iteration, surrogate_iteration, remaining, saving, settled, logp is not None
+        exact_iteration, surrogate_iteration, remaining, saving, settled, logp is not None,
+        run_iterations,
+    )  # fmt: skip
+
+
+MAX_FAILURE_SHARE = 0.25
+"""Failed trainings and pilots may cost at most this share of a plain NUTS run, so that a run
+whose surrogate never passes costs at most about 1.3 times plain NUTS."""
+
+
+def fit_quality(validation_error: float | None, max_validation_error: float) -> float:
+    """The share of a surrogate's saving that a failed fit still lets one hope for.
+
+    ``min(1, max_validation_error / validation_error)``: 1 for a fit that passed (its pilot
+    failed) or that nothing judged (``None``: too few points), about 0.7 for a held-out error of
+    0.7 against 0.5, near 0 for one far above the threshold; 0 for a non-finite error.
+
+    Examples
+    --------
+    >>> fit_quality(0.7, 0.5), fit_quality(0.3, 0.5), fit_quality(None, 0.5)
+    (0.7142857142857143, 1.0, 1.0)
+    """
+    if validation_error is None or validation_error <= max_validation_error:
+        return 1.0
+    if not np.isfinite(validation_error):
+        return 0.0
+    return max_validation_error / validation_error
+
+
+@dataclass(frozen=True)
+class FailureBooks:
+    """What a chain's failed trainings and pilots cost, against what a surrogate could still win.
+
+    Another attempt is worth it while the seconds lost to failures plus its own expected cost
+    stay below what a surrogate could still win, and below the cap
+    (:data:`MAX_FAILURE_SHARE` of a plain NUTS run):
+    ``spent + attempt < quality * iterations * saving`` and ``spent + attempt <= cap``.
+
+    Examples
+    --------
+    >>> verdict = judge_cost(
+    ...     exact_iteration=0.02, logp=0.002, remaining=1000, run_iterations=2000
+    ... )
+    >>> books = keep_books(verdict, spent=3.0, attempt=3.0, quality=0.7, wait=80)
+    >>> round(books.winnable, 2), books.cap, books.worth_another
+    (10.95, 10.0, True)
+    >>> keep_books(verdict, spent=6.0, attempt=4.5, quality=0.7, wait=80).worth_another
+    False
+    """
+
+    spent: float
+    """Seconds lost to the failed trainings and pilots so far."""
+    attempt: float
+    """Expected seconds of another attempt: what the last failed one cost."""
+    iterations: int
+    """Iterations a surrogate would still run if the next attempt passed."""
+    saving: float
+    """Seconds a surrogate iteration saves over an exact one."""
+    quality: float
+    """The share of the saving the last fit still allows (:func:`fit_quality`)."""
+    cap: float
+    """The most failures may cost: :data:`MAX_FAILURE_SHARE` of a plain NUTS run (s)."""
+
+    @property
+    def winnable(self) -> float:
+        """Seconds a surrogate could still win, scaled by the last fit's quality."""
+        return self.quality * self.iterations * max(self.saving, 0.0)
+
+    @property
+    def worth_another(self) -> bool:
+        """Whether another attempt can still be won back, within the cap."""
+        cost = self.spent + self.attempt
+        return cost < self.winnable and cost <= self.cap
+
+
+def keep_books(
+    verdict: CostVerdict, *, spent: float, attempt: float, quality: float, wait: int
+) -> FailureBooks:
+    """The books after a failure, on a fresh cost verdict (seconds; see :class:`FailureBooks`).
+
+    ``wait`` is the iterations before a surrogate could take over: to the next training, then
+    its pilot. A surrogate would run the ``verdict.remaining - wait`` iterations after them.
+    """
+    return FailureBooks(
+        spent=spent,
+        attempt=attempt,
+        iterations=max(verdict.remaining - wait, 0),
+        saving=verdict.exact_iteration - verdict.surrogate_iteration,
+        quality=quality,
+        cap=MAX_FAILURE_SHARE * verdict.plain_run_seconds,
     )

@@ -14,6 +14,8 @@ lifecycle holds the two together.
       ^                        |
       +-------failed-----------+      EXACT --nothing left to try--> EXACT_ONLY --final--> draws
                                       EXACT --ASSESS_COST, cannot pay--> EXACT_ONLY (STAY_NUTS)
+                                      EXACT --failed, ASSESS_COST, books say no--> EXACT_ONLY
+                                                                                   (GIVE_UP)
 """
 
 import enum
@@ -22,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from surrogate_hmc.core.costs import CostVerdict
+from surrogate_hmc.core.costs import CostVerdict, FailureBooks, fit_quality, keep_books
 from surrogate_hmc.core.schedule import SchedulePlan, SwitchTest
 
 __all__ = [
@@ -75,6 +77,9 @@ class Action(enum.Enum):
     """Judge whether a surrogate can pay off; report with :meth:`Lifecycle.assessed`."""
     STAY_NUTS = "stay nuts"
     """A surrogate cannot pay off: stop collecting, continue as plain NUTS, and say so."""
+    GIVE_UP = "give up"
+    """Failed trainings and pilots cost more than another attempt could win back: stop
+    collecting, continue as plain NUTS, and say so (see :attr:`LifecycleState.books`)."""
     TRAIN = "train"
     """Fit a new surrogate on the collected evaluations; report with :meth:`Lifecycle.trained`."""
     REFIT = "refit"
@@ -102,6 +107,8 @@ class IterationStats(NamedTuple):
     n_steps: int
     step_size: float
     second_stage_acceptance: float = float("nan")
+    seconds: float = 0.0
+    """Wall time of the iteration (a pilot's count against the gain if it fails)."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,13 @@ class PilotRecord:
     tree acceptance times second-stage acceptance), ``required`` the share of the exact phase's
     acceptance the :class:`~surrogate_hmc.core.schedule.SwitchTest` asks for, and
     ``second_stage_acceptance`` the mean acceptance of the exact correction (``None`` for
-    static trajectories, which have none), ``spread`` the exploration check's ratio.
+    static trajectories, which have none), ``spread`` and ``tail_gap`` the exploration
+    checks' results. A pilot whose exploration checks fail ends before its first iteration.
+
+    Examples
+    --------
+    >>> PilotRecord(0.9, 0.5, 0.95, switched=False, spread=0.8, tail_gap=4.2).reason
+    'the surrogate falls 4.2 nats below its tangent just beyond the data (at most 1 allowed)'
     """
 
     acceptance: float
@@ -121,7 +134,52 @@ class PilotRecord:
     switched: bool
     spread: float | None = None
     """The exploration check: the surrogate's draws' smallest variance ratio to the exact
-    draws' (see :func:`~surrogate_hmc.core.exploration.spread_ratio`; ``None``: not run)."""
+    draws' (see :func:`~surrogate_hmc.core.exploration.spread_ratio`; ``None``: too few exact
+    draws to compare with)."""
+    tail_gap: float | None = None
+    """The tail check: how many nats faster than its tangent the surrogate falls just beyond
+    the data (see :func:`~surrogate_hmc.core.exploration.tail_gap`; ``None``: not run)."""
+    min_spread: float = 0.1
+    max_tail_gap: float = 1.0
+    seconds: float = 0.0
+    """Wall time of the pilot: its start (kernel, exploration check) and its iterations."""
+    iterations: int = 0
+    """Pilot iterations run."""
+
+    @property
+    def explored(self) -> bool:
+        """Whether the exploration checks passed (the pilot's iterations then ran)."""
+        return self.exploration_failure is None
+
+    @property
+    def exploration_failure(self) -> str | None:
+        """Why the exploration checks failed (``None``: they passed or were turned off)."""
+        if self.min_spread > 0 and self.spread is None:
+            return "the exact chain has too few recent draws to compare the surrogate with"
+        if self.min_spread > 0 and self.spread is not None and self.spread < self.min_spread:
+            return (
+                f"the surrogate alone spreads over {self.spread:.2g} of the exact draws' variance "
+                f"in some coordinate (at least {self.min_spread:g} needed)"
+            )
+        if self.tail_gap is not None and self.tail_gap > self.max_tail_gap:
+            return (
+                f"the surrogate falls {self.tail_gap:.2g} nats below its tangent just beyond "
+                f"the data (at most {self.max_tail_gap:g} allowed)"
+            )
+        return None
+
+    @property
+    def reason(self) -> str:
+        """What decided the pilot, in words."""
+        failure = self.exploration_failure
+        if failure is not None:
+            return failure
+        if self.switched:
+            return "passed"
+        second = self.second_stage_acceptance
+        return f"acceptance {self.acceptance:.2f} (needed {self.required:.2f})" + (
+            f", second-stage acceptance {second:.2f}" if second is not None else ""
+        )
 
 
 @dataclass(frozen=True)
@@ -198,6 +256,15 @@ class LifecycleState:
     """The cost gate's verdict, once it was asked."""
     spread: float | None = None
     """The exploration check of the pilot under way, once it was run."""
+    tail_gap: float | None = None
+    """The tail check of the pilot under way, once it was run."""
+    pilot_start_seconds: float = 0.0
+    """Wall time of the start of the pilot under way (its kernel, the exploration check)."""
+    books_due: bool = False
+    """A training or pilot failed after the cost gate let it through: the gate's books are
+    kept at the next iteration (``ASSESS_COST``)."""
+    books: FailureBooks | None = None
+    """The cost gate's books on failed trainings and pilots, as last kept."""
 
 
 @dataclass(frozen=True)
@@ -218,9 +285,11 @@ class Lifecycle:
     cost_gate
         Judge, just before the first training, whether a surrogate can pay off in this run
         (``ASSESS_COST``; until the exact phase has settled, only a clear yes is final and
-        the question waits for the next training); without it a surrogate is learned whatever
-        it costs. A given
-        surrogate is never gated: it has no training to pay for.
+        the question waits for the next training), and after each failed training or pilot
+        whether another attempt still can (``ASSESS_COST`` again, then ``GIVE_UP``: see
+        :meth:`assessed`). Without it a surrogate is learned whatever it costs, and failures
+        are not counted against the gain. A given surrogate is never gated, nor the
+        trainings after it: it has no training to pay for.
 
     Examples
     --------
@@ -237,6 +306,9 @@ class Lifecycle:
     >>> state, action = life.trained(state, record)
     >>> action, state.phase
     (<Action.START_PILOT: 'start pilot'>, <Phase.PILOT: 'pilot'>)
+    >>> state, action = life.explored(state, spread=0.9, tail_gap=0.2, iteration=2)
+    >>> action
+    <Action.NONE: 'none'>
     >>> state, action = life.update(state, 3, IterationStats(0.9, 7, 0.3, 0.99))
     >>> action, state.phase
     (<Action.SWITCH: 'switch'>, <Phase.SURROGATE: 'surrogate'>)
@@ -285,6 +357,8 @@ class Lifecycle:
             return state, Action.NONE
         recent = (*state.recent_exact, stats)[-RECENT_EXACT_ITERATIONS:]
         state = replace(state, recent_exact=recent)
+        if state.books_due:
+            return state, Action.ASSESS_COST
         if iteration == self.given_at:
             return state, Action.USE_GIVEN
         if iteration in self.plan.training_iterations:
@@ -301,20 +375,46 @@ class Lifecycle:
         A verdict that is not :attr:`~surrogate_hmc.core.costs.CostVerdict.decided` (the exact
         phase has not settled and its floor cost does not pay) skips this training; the gate is
         asked again at the next one, or decides against a surrogate when none is left.
+
+        After a failed training or pilot (the iteration after it) the gate keeps its books on
+        the fresh ``verdict`` (:func:`~surrogate_hmc.core.costs.keep_books`): the seconds lost
+        to the failures (each training's ``seconds``, and each failed pilot's wall time beyond
+        what as many exact iterations take) plus the expected cost of another attempt (what
+        the last failure cost) must stay below what a surrogate could still win, the saving
+        per iteration over the iterations after the next training and its pilot, scaled by
+        the last fit's :func:`~surrogate_hmc.core.costs.fit_quality`, and below
+        :data:`~surrogate_hmc.core.costs.MAX_FAILURE_SHARE` of a plain NUTS run; otherwise
+        ``GIVE_UP``.
         """
+        if state.books_due:
+            return self._keep_books(state, verdict, iteration)
         if verdict.pays:
             return replace(state, cost=verdict), Action.TRAIN
         if not verdict.decided and any(t > iteration for t in self.plan.training_iterations):
             return state, Action.NONE
         return replace(state, cost=verdict, phase=Phase.EXACT_ONLY), Action.STAY_NUTS
 
-    def explored(self, state: LifecycleState, spread: float | None) -> LifecycleState:
-        """Take in the pilot's exploration check (``None``: not run).
+    def explored(
+        self,
+        state: LifecycleState,
+        spread: float | None,
+        tail_gap: float | None,
+        iteration: int,
+    ) -> tuple[LifecycleState, Action]:
+        """Take in the pilot's exploration checks (after ``START_PILOT``): go on, or fail now.
 
         ``spread`` is :func:`~surrogate_hmc.core.exploration.spread_ratio` of the surrogate's
-        own draws against the exact chain's; the pilot fails below ``SwitchTest.min_spread``.
+        own draws against the exact chain's recent ones (``None``: too few exact draws to
+        judge, which fails too: a pilot cannot pass unchecked); the pilot fails below
+        ``SwitchTest.min_spread``. ``tail_gap`` is
+        :func:`~surrogate_hmc.core.exploration.tail_gap` (``None``: not run); the pilot fails
+        above ``SwitchTest.max_tail_gap``. A failed check ends the pilot before its first
+        iteration (``REVERT``).
         """
-        return replace(state, spread=spread)
+        state = replace(state, spread=spread, tail_gap=tail_gap)
+        if self._pilot_record(state).explored:
+            return state, Action.NONE
+        return self._end_pilot(state, iteration)
 
     def trained(
         self, state: LifecycleState, record: TrainingRecord
@@ -325,7 +425,14 @@ class Lifecycle:
             return state, Action.ADOPT if record.passed_validation else Action.NONE
         if record.passed_validation:
             return replace(state, phase=Phase.PILOT, pilot=()), Action.START_PILOT
-        return self._give_up_if_done(state, record.iteration), Action.NONE
+        return self._after_failure(state, record.iteration), Action.NONE
+
+    def pilot_started(self, state: LifecycleState, seconds: float) -> LifecycleState:
+        """Take in the wall time of starting the pilot (after ``START_PILOT``).
+
+        Its kernel and exploration check count with its iterations should it fail.
+        """
+        return replace(state, pilot_start_seconds=state.pilot_start_seconds + seconds)
 
     def final(self, state: LifecycleState) -> tuple[LifecycleState, Action]:
         """End of tuning: judge an unfinished pilot, then freeze or stay exact."""
@@ -338,11 +445,13 @@ class Lifecycle:
     def never_switched(self, state: LifecycleState) -> bool:
         """Whether a surrogate was planned (trained or given) but none was ever used.
 
-        Not when the cost gate decided against one: that was said when it happened.
+        Not when the cost gate decided against one, or gave up after failures: that was said
+        when it happened.
         """
         planned = bool(self.plan.training_iterations) or self.given_at is not None
         gated = state.cost is not None and not state.cost.pays
-        return planned and not gated and state.phase is not Phase.SURROGATE
+        gave_up = state.books is not None and not state.books.worth_another
+        return planned and not gated and not gave_up and state.phase is not Phase.SURROGATE
 
     # -- the rules ----------------------------------------------------------------------------
 
@@ -364,21 +473,57 @@ class Lifecycle:
         if not np.all(np.isnan(second_stage)):
             mean_second_stage = float(np.nanmean(second_stage))
             passed &= mean_second_stage >= test.min_second_stage
-        if state.spread is not None:
-            passed &= state.spread >= test.min_spread
-        pilot = PilotRecord(
-            pilot_acceptance, required, mean_second_stage, bool(passed), state.spread
-        )
+        seconds = state.pilot_start_seconds + sum(s.seconds for s in state.pilot)
+        pilot = replace(
+            self._pilot_record(state), acceptance=pilot_acceptance, required=required,
+            second_stage_acceptance=mean_second_stage, seconds=seconds,
+            iterations=len(state.pilot),
+        )  # fmt: skip
+        pilot = replace(pilot, switched=bool(passed) and pilot.explored)
+        passed = pilot.switched
         *earlier, last = state.records
         state = replace(
-            state, records=(*earlier, replace(last, pilot=pilot)), pilot=(), spread=None
-        )
+            state, records=(*earlier, replace(last, pilot=pilot)), pilot=(), spread=None,
+            tail_gap=None, pilot_start_seconds=0.0,
+        )  # fmt: skip
         if passed:
             return replace(state, phase=Phase.SURROGATE), Action.SWITCH
         state = replace(state, phase=Phase.EXACT)
         if iteration is not None:
-            state = self._give_up_if_done(state, iteration)
+            state = self._after_failure(state, iteration)
         return state, Action.REVERT
+
+    def _pilot_record(self, state: LifecycleState) -> PilotRecord:
+        """The pilot under way's exploration checks, before its acceptance is known."""
+        test = self.switch_test
+        return PilotRecord(
+            0.0, 0.0, None, False, state.spread, state.tail_gap,
+            min_spread=test.min_spread, max_tail_gap=test.max_tail_gap,
+        )  # fmt: skip
+
+    def _after_failure(self, state: LifecycleState, iteration: int) -> LifecycleState:
+        """Stay exact only when nothing is left to try; else, if gated, keep the books next."""
+        state = self._give_up_if_done(state, iteration)
+        gated = self.cost_gate and self.given_at is None and state.cost is not None
+        if state.phase is Phase.EXACT and gated:
+            return replace(state, books_due=True)
+        return state
+
+    def _keep_books(
+        self, state: LifecycleState, verdict: CostVerdict, iteration: int
+    ) -> tuple[LifecycleState, Action]:
+        """Whether another attempt can be won back; see :meth:`assessed`."""
+        failures = [r for r in state.records if not r.refit]
+        lost = [_seconds_lost(r, verdict.exact_iteration) for r in failures]
+        fits = [r for r in failures if r.validation_error is not None] or failures
+        quality = fit_quality(fits[-1].validation_error, fits[-1].max_validation_error)
+        next_training = min(t for t in self.plan.training_iterations if t >= iteration)
+        wait = next_training - iteration + self.switch_test.pilot_iterations
+        books = keep_books(verdict, spent=sum(lost), attempt=lost[-1], quality=quality, wait=wait)
+        state = replace(state, books=books, books_due=False)
+        if books.worth_another:
+            return state, Action.TRAIN if next_training == iteration else Action.NONE
+        return replace(state, phase=Phase.EXACT_ONLY), Action.GIVE_UP
 
     def _give_up_if_done(self, state: LifecycleState, iteration: int) -> LifecycleState:
         later = [t for t in self.plan.training_iterations if t > iteration]
@@ -386,3 +531,15 @@ class Lifecycle:
         if state.phase is Phase.EXACT and not later and not given_later:
             return replace(state, phase=Phase.EXACT_ONLY)
         return state
+
+
+def _seconds_lost(record: TrainingRecord, exact_iteration: float) -> float:
+    """What a failed attempt cost: its training, and its pilot beyond exact iterations.
+
+    The pilot's iterations moved the chain as as many exact iterations would have: only what
+    they (and the pilot's start) took beyond those is lost.
+    """
+    pilot = record.pilot
+    if pilot is None:
+        return record.seconds
+    return record.seconds + max(pilot.seconds - pilot.iterations * exact_iteration, 0.0)

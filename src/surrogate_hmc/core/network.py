@@ -10,7 +10,7 @@ import numpy as np
 
 from surrogate_hmc.core.validation import check_choice, check_int
 
-__all__ = ["NetworkConfig", "Standardization", "StandardizedMLP"]
+__all__ = ["NetworkConfig", "Standardization", "StandardizedMLP", "squash"]
 
 Activation = Literal["silu", "selu", "tanh", "softplus", "gelu"]
 _ACTIVATIONS = {
@@ -103,8 +103,24 @@ class Standardization(eqx.Module):
         return jnp.asarray(self.mean + self.scale * z)
 
 
+def squash(z: jax.Array, radius: jax.Array | np.ndarray | float) -> jax.Array:
+    """``z / (1 + (z / radius)^4)^(1/4)`` per coordinate: near the identity inside, bounded.
+
+    Examples
+    --------
+    >>> np.round(np.asarray(squash(jnp.array([0.5, 3.0, 300.0]), jnp.full(3, 3.0))), 3)
+    array([0.5  , 2.523, 3.   ])
+    """
+    return z / jnp.sqrt(jnp.sqrt(1.0 + (z / radius) ** 4))
+
+
 class StandardizedMLP(eqx.Module):
-    """An MLP that sees standardized inputs and predicts standardized outputs.
+    """An MLP on standardized inputs, squashed into ``radius``, with standardized outputs.
+
+    Each standardized input is squashed into the range the network was trained on
+    (:func:`squash`, with ``radius`` the largest ``|x_i|`` trained on): inside it the map is
+    nearly the identity; beyond it the network's output stays what it was at the edge of the
+    data, so it cannot extrapolate a force (a wall, say) from where it saw nothing.
 
     Examples
     --------
@@ -114,15 +130,20 @@ class StandardizedMLP(eqx.Module):
     ...     NetworkConfig(width=8).build(2, 2, key=jax.random.key(0)),
     ...     Standardization.fit(x),
     ...     Standardization.fit(-x),
+    ...     np.full(2, 3.0),
     ... )
     >>> net(x[0]).shape
     (2,)
+    >>> far = net(np.array([1e3, 0.0])) - net(np.array([1e6, 0.0]))
+    >>> bool(np.all(np.abs(far) < 1e-6))
+    True
     """
 
     mlp: eqx.nn.MLP
     inputs: Standardization
     outputs: Standardization
+    radius: jax.Array | np.ndarray
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Predict in original units."""
-        return self.outputs.invert(self.mlp(self.inputs.apply(x)))
+        return self.outputs.invert(self.mlp(squash(self.inputs.apply(x), self.radius)))

@@ -125,7 +125,12 @@ def write_archive(
 
 
 def read_archive(
-    path: str | os.PathLike, file_format: str, what: str, *, recreate: str = "save it again"
+    path: str | os.PathLike,
+    file_format: str,
+    what: str,
+    *,
+    recreate: str = "save it again",
+    saved_by: str = "its save method",
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The metadata and arrays of an archive of ``file_format`` written by :func:`write_archive`.
 
@@ -139,14 +144,16 @@ def read_archive(
         What the file holds, for error messages (``"'a.npz' is not a {what} saved by ..."``).
     recreate
         How to re-create a file of an older version of the format, for its error message.
+    saved_by
+        What writes such files, for the error message when ``path`` is a directory.
 
     Raises
     ------
     FileNotFoundError
         If there is no file at ``path``.
     ValueError
-        If the file is not an archive of ``file_format`` or its contents do not match their
-        checksum; the message names the file and says what is wrong.
+        If ``path`` is a directory, or the file is not an archive of ``file_format`` or its
+        contents do not match their checksum; the message names the path and says what is wrong.
 
     Examples
     --------
@@ -161,6 +168,9 @@ def read_archive(
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No saved {what} at {str(path)!r}.")
+    if path.is_dir():
+        reason = f"it is a directory; give the path of a file saved by {saved_by}"
+        raise archive_error(path, what, reason)
     arrays = _read_npz(path, what)
     metadata = _read_metadata(path, what, arrays.pop("metadata", None))
     _check_format(path, what, metadata.get("format"), file_format, recreate)

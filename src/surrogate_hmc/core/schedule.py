@@ -129,7 +129,15 @@ class SwitchTest:
         from the chain's position as the pilot starts, must spread over at least this share of
         the variance of the exact chain's recent draws in every coordinate
         (:func:`~surrogate_hmc.core.exploration.spread_ratio`). Below it the surrogate would
-        confine the chain, or the exact chain has not settled yet; 0 turns the check off.
+        confine the chain, or the exact chain has not settled yet; with fewer than 30 recent
+        exact draws to compare with the pilot fails too. 0 turns the check off.
+    max_tail_gap
+        How many nats faster than the exact log-density's tangent the surrogate may fall half a
+        posterior scale beyond its training data, in the median over the outermost points
+        (:func:`~surrogate_hmc.core.exploration.tail_gap`; a Gaussian posterior gives a fraction
+        of a nat). Above it the surrogate puts far too little mass where the exact chain has
+        not been yet, as along a curved posterior's arms, where its trajectories would never
+        go; the chain stays exact. ``inf`` turns the check off.
 
     Examples
     --------
@@ -142,6 +150,7 @@ class SwitchTest:
     min_acceptance_ratio: float = 0.6
     min_second_stage: float = 0.8
     min_spread: float = 0.1
+    max_tail_gap: float = 1.0
 
     def __post_init__(self) -> None:
         checked = {
@@ -153,6 +162,9 @@ class SwitchTest:
                 finite=False,
             ),
             "pilot_iterations": check_int("SwitchTest.pilot_iterations", self.pilot_iterations),
+            "max_tail_gap": check_real(
+                "SwitchTest.max_tail_gap", self.max_tail_gap, low=0.0, open_low=True, finite=False
+            ),
             **{
                 name: check_real(f"SwitchTest.{name}", getattr(self, name), low=0.0, high=1.0)
                 for name in ("min_acceptance_ratio", "min_second_stage", "min_spread")

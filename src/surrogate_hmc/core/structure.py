@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from surrogate_hmc.core.network import NetworkConfig, Standardization
+from surrogate_hmc.core.network import NetworkConfig, Standardization, squash
 
 __all__ = ["RIDGE", "StructuredNetwork", "Whitening", "fit_base", "squash"]
 
@@ -93,17 +93,6 @@ def _whitening(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scale[~(scale > 0)] = 1.0
     cholesky = np.linalg.cholesky(covariance + RIDGE * np.diag(scale))
     return mean, np.linalg.solve(cholesky, np.eye(len(mean)))
-
-
-def squash(z: jax.Array, radius: jax.Array | np.ndarray | float) -> jax.Array:
-    """``z / (1 + (z / radius)^4)^(1/4)`` per coordinate: near the identity inside, bounded.
-
-    Examples
-    --------
-    >>> np.round(np.asarray(squash(jnp.array([0.5, 3.0, 300.0]), jnp.full(3, 3.0))), 3)
-    array([0.5  , 2.523, 3.   ])
-    """
-    return z / jnp.sqrt(jnp.sqrt(1.0 + (z / radius) ** 4))
 
 
 def fit_base(z: np.ndarray, gradients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

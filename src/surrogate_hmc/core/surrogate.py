@@ -76,6 +76,7 @@ class GradientSurrogate(AbstractLearnedSurrogate):
     ...     NetworkConfig(width=4).build(2, 2, key=jax.random.key(0)),
     ...     Standardization.fit(x),
     ...     Standardization.fit(x),
+    ...     np.full(2, 3.0),
     ... )
     >>> surrogate = GradientSurrogate(net, lambda q: -0.5 * q @ q)
     >>> surrogate.force(jnp.zeros(2)).shape, surrogate.has_logdensity

@@ -207,14 +207,17 @@ class TrainedSurrogate:
         FileNotFoundError
             If there is no file at ``path`` (nor at ``path`` with ``.npz`` appended).
         ValueError
-            If the file is damaged, altered, written by another program or version, or holds
-            weights and settings that do not make a usable surrogate: the message names the
-            file and says what is wrong.
+            If ``path`` is a directory, or the file is damaged, altered, written by another
+            program or version, or holds weights and settings that do not make a usable
+            surrogate: the message names the file and says what is wrong.
         """
         path = Path(path)
         if not path.exists() and path.with_name(path.name + ".npz").exists():
             path = path.with_name(path.name + ".npz")
-        metadata, data = read_archive(path, _FORMAT, "surrogate", recreate=_RECREATE)
+        metadata, data = read_archive(
+            path, _FORMAT, "surrogate", recreate=_RECREATE,
+            saved_by="SurrogateHMC(save_to=...) or TrainedSurrogate.save",
+        )  # fmt: skip
         try:
             trained = cls(
                 kind=metadata["kind"],
@@ -267,14 +270,15 @@ def network_shapes(network: NetworkConfig, dim: int, kind: SurrogateKind) -> lis
     In tree order: each layer's weight and bias, then (``"logp"``, a
     :class:`~surrogate_hmc.core.structure.StructuredNetwork`) the whitening, radius, Gaussian
     base and offset, or (``"gradient"``, a :class:`StandardizedMLP`) the input and output
-    standardizations. Computed, not built, so that checking a file runs no JAX.
+    standardizations and the inputs' radius. Computed, not built, so that checking a file runs
+    no JAX.
 
     Examples
     --------
     >>> network_shapes(NetworkConfig(width=4, depth=1), dim=2, kind="logp")
     [(4, 2), (4,), (1, 4), (1,), (2,), (2, 2), (2,), (), (2,), (2, 2), (1,)]
-    >>> network_shapes(NetworkConfig(width=4, depth=1), dim=2, kind="gradient")[-4:]
-    [(2,), (2,), (2,), (2,)]
+    >>> network_shapes(NetworkConfig(width=4, depth=1), dim=2, kind="gradient")[-5:]
+    [(2,), (2,), (2,), (2,), (2,)]
     """
     out = 1 if kind == "logp" else dim
     sizes = [dim, *[network.width] * network.depth, out]
@@ -282,7 +286,7 @@ def network_shapes(network: NetworkConfig, dim: int, kind: SurrogateKind) -> lis
     mlp = [shape for layer in layers for shape in layer]
     if kind == "logp":
         return [*mlp, (dim,), (dim, dim), (dim,), (), (dim,), (dim, dim), (1,)]
-    return [*mlp, (dim,), (dim,), (out,), (out,)]
+    return [*mlp, (dim,), (dim,), (out,), (out,), (dim,)]
 
 
 def _skeleton(
@@ -296,6 +300,7 @@ def _skeleton(
         network.build(dim, dim, key=jax.random.key(0)),
         Standardization(ones, ones),
         Standardization(ones, ones),
+        ones,
     )
 
 

@@ -234,11 +234,14 @@ def fit_network(
     relative_weights = 1.0 / (1.0 + np.mean(standardized**2, axis=1))
     mlp = network.build(inputs.shape[1], targets.shape[1], key=init_key)
     x = np.asarray(x_scaler.apply(inputs))
+    radius = np.max(np.abs(x[~is_validation]), axis=0)
+    radius = np.where(radius > 0, radius, 1.0)
     result = _fit(
-        _weighted_loss, mlp, x, standardized, relative_weights, is_validation, training,
-        train_key, pad_to,
+        _weighted_loss, mlp, np.asarray(squash(x, radius)), standardized, relative_weights,
+        is_validation, training, train_key, pad_to,
     )  # fmt: skip
-    return result._replace(network=StandardizedMLP(result.network, x_scaler, y_scaler))
+    network_out = StandardizedMLP(result.network, x_scaler, y_scaler, radius)
+    return result._replace(network=network_out)
 
 
 def fit_log_density(

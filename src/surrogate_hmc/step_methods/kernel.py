@@ -114,6 +114,14 @@ class KernelState:
     """Its windows while it adapts (tuning after the switch, NUTS trajectories)."""
 
 
+def _momentum(rng: np.random.Generator, inverse_mass: np.ndarray) -> np.ndarray:
+    """A momentum drawn from N(0, M) for the inverse mass matrix (dense or its diagonal)."""
+    noise = rng.normal(size=inverse_mass.shape[0])
+    if inverse_mass.ndim == 1:
+        return noise / np.sqrt(inverse_mass)
+    return np.linalg.solve(np.linalg.cholesky(inverse_mass).T, noise)
+
+
 class SurrogateKernel:
     """Transitions on a surrogate, compiled once per surrogate in the chain's process.
 
@@ -125,7 +133,8 @@ class SurrogateKernel:
     >>> from surrogate_hmc.core.network import NetworkConfig, Standardization, StandardizedMLP
     >>> import jax
     >>> net = StandardizedMLP(NetworkConfig(width=4).build(2, 1, key=jax.random.key(0)),
-    ...     Standardization(np.zeros(2), np.ones(2)), Standardization(np.zeros(1), np.ones(1)))
+    ...     Standardization(np.zeros(2), np.ones(2)), Standardization(np.zeros(1), np.ones(1)),
+    ...     np.ones(2))
     >>> surrogate = LogDensitySurrogate(net, lambda q: -0.5 * q @ q)
     >>> kernel = SurrogateKernel(KernelSettings("nuts"))
     >>> state = kernel.start(surrogate, step_size=0.5)
@@ -252,21 +261,32 @@ class SurrogateKernel:
         potential: Any,
         n_draws: int,
     ) -> np.ndarray | None:
-        """``n_draws`` draws of NUTS on the surrogate alone, from ``position``; no exact call.
+        """``n_draws`` draws of the surrogate alone, from ``position``; no exact call.
 
-        At the kernel's step size and metric, for the exploration check before a switch.
-        ``None`` for static trajectories or a surrogate without a log-density.
+        At the kernel's step size and metric, for the exploration check before a switch: NUTS
+        on a log-density surrogate, or (static trajectories) the surrogate's trajectories
+        taken as they end, with fresh momenta and no accept step (a gradient surrogate has no
+        energy to accept with); a trajectory that ends off the map is not taken.
         """
-        if self.settings.trajectory != "nuts" or not state.surrogate.has_logdensity:
-            return None
-        nuts = self.compiled(state.surrogate)
         step_size = float(state.step_adapt.current(True))
         inverse_mass = self.inverse_mass(state, potential)
-        current = nuts.init(position)
         draws = np.empty((n_draws, len(position)))
+        if self.settings.trajectory == "nuts":
+            nuts = self.compiled(state.surrogate)
+            current = nuts.init(position)
+            for i in range(n_draws):
+                current, info = nuts.step(draw_seed(rng), current, step_size, inverse_mass)
+                draws[i] = info.position
+            return draws
+        trajectory = self.compiled(state.surrogate)
+        q = np.asarray(position, dtype=np.float64)
         for i in range(n_draws):
-            current, info = nuts.step(draw_seed(rng), current, step_size, inverse_mass)
-            draws[i] = info.position
+            p = _momentum(rng, inverse_mass)
+            n_steps = self._static_steps(state, rng, step_size)
+            end, _ = trajectory(q, p, np.float64(step_size), inverse_mass, np.int32(n_steps))
+            end = np.asarray(end)
+            q = end if np.all(np.isfinite(end)) else q
+            draws[i] = q
         return draws
 
     @staticmethod
@@ -330,13 +350,16 @@ class SurrogateKernel:
             "reached_max_treedepth": info.reached_max_treedepth,
         }
 
+    def _static_steps(self, state: KernelState, rng: np.random.Generator, step_size: float) -> int:
+        """Leapfrog steps of a static trajectory: fixed, or a length NUTS used, drawn."""
+        if self.settings.n_steps is not None:
+            return self.settings.n_steps
+        length = rng.choice(state.trajectory_lengths)
+        return int(np.clip(np.ceil(length / step_size), 1, MAX_TRAJECTORY_STEPS))
+
     def _static(self, state, rng, position, exact_logp, step_size, inverse_mass):
         settings = self.settings
-        if settings.n_steps is None:
-            length = rng.choice(state.trajectory_lengths)
-            n_steps = int(np.clip(np.ceil(length / step_size), 1, MAX_TRAJECTORY_STEPS))
-        else:
-            n_steps = settings.n_steps
+        n_steps = self._static_steps(state, rng, step_size)
         compiled = self.compiled(state.surrogate)
         current = state.current
         if current is None or not np.array_equal(current.position, position):

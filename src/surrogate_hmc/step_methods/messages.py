@@ -3,11 +3,13 @@
 import numpy as np
 
 from surrogate_hmc.core.costs import (
+    MAX_FAILURE_SHARE,
     MIN_SPEEDUP_PER_DRAW,
     SURROGATE_CALL_SECONDS,
     SURROGATE_SETUP_SECONDS,
     CostLedger,
     CostVerdict,
+    FailureBooks,
 )
 from surrogate_hmc.core.lifecycle import TrainingRecord
 
@@ -16,6 +18,7 @@ __all__ = [
     "SurrogateCostWarning",
     "SurrogateWarning",
     "cannot_pay",
+    "gave_up",
     "given_failed_pilot",
     "never_switched",
     "not_saved",
@@ -112,6 +115,35 @@ def cannot_pay(verdict: CostVerdict, ledger: CostLedger) -> str:
         f"about {verdict.saving:.1f} s over the {verdict.remaining} iterations left against "
         f"about {SURROGATE_SETUP_SECONDS:g} s to train one. To learn a surrogate anyway (to "
         "save it with save_to and reuse it in many runs), pass cost_gate=False."
+    )
+
+
+def gave_up(
+    books: FailureBooks, records: tuple[TrainingRecord, ...], max_validation_error: float
+) -> str:
+    """Failed trainings and pilots cost more than another attempt could win back."""
+    trained = [r for r in records if not r.refit and not r.given]
+    errors = [r.validation_error for r in trained if r.validation_error is not None]
+    pilots = sum(r.pilot is not None for r in trained)
+    detail = (
+        f"best held-out error {min(errors):.3g}, needed <= {max_validation_error:g}"
+        if errors
+        else "too few finite exact evaluations to train on"
+    )
+    if pilots:
+        detail += f"; {pilots} failed pilot(s)"
+    return (
+        f"The surrogate failed {len(trained)} training(s) ({detail}), which took "
+        f"{books.spent:.1f} s; another attempt (about {books.attempt:.1f} s) would take that to "
+        f"{books.spent + books.attempt:.1f} s, against about {books.winnable:.1f} s a surrogate "
+        f"could still win ({1e3 * books.saving:.2f} ms per iteration over the "
+        f"{books.iterations} iterations after the next training and its pilot, times "
+        f"{books.quality:.2g} for how far the last fit was from passing) and at most "
+        f"{books.cap:.1f} s ({MAX_FAILURE_SHARE:.0%} of a plain NUTS run) that failures may "
+        "cost. So this chain stops training and continues as plain NUTS. This decision rests on "
+        "measured times, so the same random_seed can give other draws on another machine or "
+        "under another load. Try a larger network or a looser shmc.SwitchTest, or pass "
+        "cost_gate=False to learn a surrogate whatever it costs."
     )
 
 

@@ -3,6 +3,7 @@
 import os
 import time
 import warnings
+from functools import partial
 from typing import Any, ClassVar, Literal
 
 import jax
@@ -19,8 +20,13 @@ from surrogate_hmc.core.costs import (
     CostVerdict,
     judge_cost,
 )
-from surrogate_hmc.core.exploration import EXPLORATION_DRAWS, RECENT_DRAWS, spread_ratio
-from surrogate_hmc.core.fitting import fit_surrogate
+from surrogate_hmc.core.exploration import (
+    EXPLORATION_DRAWS,
+    RECENT_DRAWS,
+    spread_ratio,
+    tail_gap,
+)
+from surrogate_hmc.core.fitting import fit_surrogate, within_reach
 from surrogate_hmc.core.lifecycle import (
     Action,
     IterationStats,
@@ -99,7 +105,9 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
     Just before the first training a cost gate judges, from the measured exact iteration and
     logp times, whether a surrogate can pay off in the iterations left; if not, the chain
     continues as plain NUTS and a :class:`SurrogateCostWarning` says so (``cost_gate=False``
-    learns one anyway).
+    learns one anyway). After each failed training or pilot it keeps its books: when the time
+    lost to failures plus another attempt can no longer be won back, or would pass a quarter of
+    a plain NUTS run, the chain gives up the same way.
 
     Parameters
     ----------
@@ -145,9 +153,12 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         Target acceptance of the step-size adaptation, in both phases (for NUTS on the
         surrogate, the acceptance within the tree).
     cost_gate : bool, default True
-        Stay plain NUTS when a surrogate cannot pay off in this run (judged once, just before
-        the first training). ``False`` learns a surrogate whatever it costs: to save it with
-        ``save_to`` and reuse it across many runs, or in tests.
+        Stay plain NUTS when a surrogate cannot pay off in this run (judged just before the
+        first training), or when failed trainings and pilots have cost more than another
+        attempt could win back (judged after each failure). Both rest on measured times, so
+        the same ``random_seed`` can give other draws on another machine. ``False`` learns a
+        surrogate whatever it costs, however many trainings fail: to save it with ``save_to``
+        and reuse it across many runs, or in tests.
     jitter : bool, default True
         Start each chain from its initial point plus U(-1, 1) noise in the sampled
         (transformed) space, drawn again until the log-density is finite, as ``pm.sample``
@@ -256,7 +267,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         )  # fmt: skip
         self._pymc_model = model
         self._prior: ExactPriors | None = None
-        self._cost_warned = False
+        self._cost_warned = self._gave_up_warned = False
         self._start_chain(tune=None, warn=False)
 
     # -- chains ---------------------------------------------------------------------------------
@@ -358,7 +369,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
                 chain.exact.ledger.forget_iterations(0)
             life_stats = IterationStats(
                 stats["acceptance_rate"], stats["n_steps"], stats["step_size"],
-                stats["second_stage_acceptance"],
+                stats["second_stage_acceptance"], seconds,
             )  # fmt: skip
             chain.life, action = self._lifecycle.update(chain.life, iteration, life_stats)
             while action is not Action.NONE:
@@ -422,8 +433,19 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
                 message = messages.cannot_pay(chain.life.cost, chain.exact.ledger)
                 warnings.warn(message, SurrogateCostWarning, stacklevel=5)
             return Action.NONE
+        if action is Action.GIVE_UP:
+            chain.exact.collecting = False
+            assert chain.life.books is not None
+            if not self._gave_up_warned:
+                self._gave_up_warned = True
+                message = messages.gave_up(
+                    chain.life.books, chain.life.records, self.switch_test.max_validation_error
+                )
+                warnings.warn(message, SurrogateCostWarning, stacklevel=5)
+            return Action.NONE
         if action is Action.START_PILOT:
             assert chain.candidate is not None and chain.last_exact is not None
+            started = time.perf_counter()
             chain.in_use = chain.candidate
             chain.kernel = self._kernel.start(
                 chain.in_use.surrogate,
@@ -431,7 +453,11 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
                 **kernel_start(chain.life.recent_exact, self._given),
             )
             chain.kernel.current = chain.last_exact
-            chain.life = self._lifecycle.explored(chain.life, self._spread())
+            spread, gap = self._spread(), self._tail_gap()
+            chain.life = self._lifecycle.pilot_started(chain.life, time.perf_counter() - started)
+            chain.life, next_action = self._lifecycle.explored(chain.life, spread, gap, iteration)
+            chain.candidate = None
+            return next_action
         elif action is Action.SWITCH:
             assert chain.kernel is not None
             chain.kernel.adapting_step_size = True
@@ -455,7 +481,10 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         return Action.NONE
 
     def _spread(self) -> float | None:
-        """The exploration check: the surrogate's own draws against the recent exact ones."""
+        """The exploration check: the surrogate's own draws against the recent exact ones.
+
+        ``None`` when the chain has too few recent exact draws to judge (the pilot fails).
+        """
         chain = self.chain
         assert chain.kernel is not None and chain.last_exact is not None
         if len(chain.recent_draws) < RECENT_DRAWS:
@@ -463,10 +492,23 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         draws = self._kernel.explore(
             chain.kernel, self.rng, chain.last_exact.position, self.potential, EXPLORATION_DRAWS
         )
-        return None if draws is None else spread_ratio(draws, np.array(chain.recent_draws))
+        return spread_ratio(draws, np.array(chain.recent_draws))
+
+    def _tail_gap(self) -> float | None:
+        """The tail check of the surrogate on trial, against the exact evaluations kept."""
+        kernel, buffer = self.chain.kernel, self.chain.exact.buffer
+        assert kernel is not None
+        if not np.isfinite(self.switch_test.max_tail_gap) or not len(buffer):
+            return None
+        positions, logps, gradients = buffer.positions(), buffer.logps(), buffer.gradients()
+        keep = within_reach(logps, self._dim)
+        return tail_gap(kernel.surrogate, positions[keep], gradients[keep])
 
     def _judge_cost(self) -> CostVerdict:
         """Measure an exact logp (a few times) and judge a surrogate for what the chain has left.
+
+        Asked before the first training, and after each failed training or pilot (for the
+        lifecycle's books on failures).
 
         The logp is not measured (nor compiled) when a surrogate could not pay off even if it
         cost nothing.
@@ -485,9 +527,11 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         else:
             exact_iteration = MIN_TREE_STEPS * ledger.milliseconds_per_grad() / 1e3
         remaining = chain.tune - self.iter_count + chain.draws
-        free_logp = judge_cost(
-            exact_iteration=exact_iteration, logp=None, remaining=remaining, settled=settled
-        )
+        judge = partial(
+            judge_cost, exact_iteration=exact_iteration, remaining=remaining, settled=settled,
+            run_iterations=chain.tune + chain.draws,
+        )  # fmt: skip
+        free_logp = judge(logp=None)
         if not free_logp.pays:  # not even with an exact logp that cost nothing
             return free_logp
         self._exact.logp(position.position)  # the first call may compile the function
@@ -495,9 +539,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         for _ in range(COST_GATE_LOGP_CALLS):
             self._exact.logp(position.position)
         logp = (ledger.logp_seconds - logp_seconds) / (ledger.n_logp - n_logp)
-        return judge_cost(
-            exact_iteration=exact_iteration, logp=logp, remaining=remaining, settled=settled
-        )
+        return judge(logp=logp)
 
     def _fit(self, action: Action, iteration: int) -> TrainingRecord:
         refuse_fork_after_jax("training the surrogate")
