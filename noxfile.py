@@ -1,6 +1,8 @@
 """Sessions: ``nox`` runs lint, the tests and the examples on Python 3.11 (PyMC 5.x) and 3.12
 (PyMC 6.x), builds the docs and runs the benchmark suite's smoke run."""
 
+import os
+
 import nox
 
 nox.needs_version = ">=2024.3.2"
@@ -12,12 +14,17 @@ PYTHONS = ["3.11", "3.12"]
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Run the test suite; ``nox -s tests -- --runslow`` adds the long statistical tests."""
+    """Run the test suite, with the long statistical tests on Python 3.12 (PyMC 6).
+
+    ``nox -s tests -- --runslow`` runs them on 3.11 too; ``SHMC_FAST=1 nox -s tests`` skips
+    them. Their time is in the durations printed at the end.
+    """
     session.install("-e", ".[test]")
     session.run(
         "python", "-c", "import pymc, jax; print('pymc', pymc.__version__, 'jax', jax.__version__)"
     )
-    session.run("pytest", "-n", "2", "--durations=15", *session.posargs)
+    slow = ["--runslow"] if session.python == "3.12" and not os.environ.get("SHMC_FAST") else []
+    session.run("pytest", "-n", "2", "--durations=25", *slow, *session.posargs)
 
 
 @nox.session(python="3.12")

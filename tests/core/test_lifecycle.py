@@ -397,10 +397,11 @@ def test_a_failed_pilot_counts_its_time_beyond_exact_iterations():
     state, action = life.assessed(state, verdict_at(10), 10)
     state, action = life.trained(state, record(10, seconds=3.0))
     assert action is Action.START_PILOT
-    state = life.pilot_started(state, 2.5)
+    state = piloted(life, life.pilot_started(state, 2.5), 10)
     for iteration in (11, 12, 13):
         state, action = life.update(state, iteration, BAD_PILOT._replace(seconds=0.05))
     assert action is Action.REVERT and state.books_due
+    assert "second-stage acceptance 0.50" in state.records[-1].pilot.reason
     pilot = state.records[-1].pilot
     assert pilot.seconds == pytest.approx(2.65) and pilot.iterations == 3
     assert state.pilot_start_seconds == 0.0
@@ -409,6 +410,23 @@ def test_a_failed_pilot_counts_its_time_beyond_exact_iterations():
     state, action = life.assessed(state, verdict_at(14), 14)
     assert (action, state.phase) == (Action.GIVE_UP, Phase.EXACT_ONLY)
     assert state.books.spent == pytest.approx(5.59) and state.books.quality == 1.0
+
+
+def test_a_pilot_failing_its_exploration_check_counts_its_start():
+    """Training 3 s, the kernel's start and exploration check 1 s; no pilot iteration ran."""
+    life = lifecycle(cost_gate=True)
+    state, _ = run_exact(life, life.init(), range(10))
+    state, action = life.update(state, 10, EXACT)
+    state, action = life.assessed(state, verdict_at(10), 10)
+    state, action = life.trained(state, record(10, seconds=3.0))
+    state = life.pilot_started(state, 1.0)
+    state, action = life.explored(state, 0.01, None, 10)
+    assert action is Action.REVERT and state.books_due
+    assert state.records[-1].pilot.iterations == 0
+    state, action = life.update(state, 11, EXACT)
+    state, action = life.assessed(state, verdict_at(11), 11)
+    assert action is Action.NONE and state.books.spent == pytest.approx(4.0)
+    assert state.books.worth_another, "8 s of 10 s: one more attempt"
 
 
 def test_no_books_after_the_last_training_nor_after_a_given_surrogate():

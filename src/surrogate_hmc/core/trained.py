@@ -26,7 +26,8 @@ from surrogate_hmc.core.validation import check_choice
 
 __all__ = ["TrainedSurrogate", "network_shapes"]
 
-_FORMAT = "surrogate-hmc/3"
+# 4: the gradient network squashes its inputs into the training range (one more array).
+_FORMAT = "surrogate-hmc/4"
 _RECREATE = "run SurrogateHMC again with save_to to save a new one"
 
 

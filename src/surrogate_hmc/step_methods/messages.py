@@ -52,9 +52,12 @@ def never_switched(records: tuple[TrainingRecord, ...], max_validation_error: fl
         if errors
         else "too few finite exact evaluations to train on"
     )
-    pilots = [r.pilot.acceptance for r in records if r.pilot is not None]
-    if pilots:
-        detail += f", best pilot acceptance {max(pilots):.2f}"
+    pilots = [r.pilot for r in records if r.pilot is not None]
+    ran = [p.acceptance for p in pilots if p.explored]
+    if ran:
+        detail += f", best pilot acceptance {max(ran):.2f}"
+    if pilots and not pilots[-1].explored:
+        detail += f"; the last pilot failed because {pilots[-1].reason}"
     return (
         f"The surrogate never passed the switch test after {len(records)} training(s) "
         f"({detail}); the draws come from exact NUTS. Try more tuning iterations, a larger "
@@ -66,8 +69,8 @@ def given_failed_pilot(record: TrainingRecord) -> str:
     """The surrogate given by the user did not pass its pilot."""
     assert record.pilot is not None
     return (
-        f"The given surrogate failed its pilot (acceptance {record.pilot.acceptance:.2f}, "
-        f"needed {record.pilot.required:.2f}); training a new one from this run's exact "
+        f"The given surrogate failed its pilot ({record.pilot.reason}); training a new one "
+        "from this run's exact "
         "evaluations."
     )
 
