@@ -103,7 +103,7 @@ class Standardization(eqx.Module):
         return jnp.asarray(self.mean + self.scale * z)
 
 
-def squash(z: jax.Array, radius: jax.Array | np.ndarray | float) -> jax.Array:
+def squash(z: jax.Array | np.ndarray, radius: jax.Array | np.ndarray | float) -> jax.Array:
     """``z / (1 + (z / radius)^4)^(1/4)`` per coordinate: near the identity inside, bounded.
 
     Examples
@@ -111,7 +111,7 @@ def squash(z: jax.Array, radius: jax.Array | np.ndarray | float) -> jax.Array:
     >>> np.round(np.asarray(squash(jnp.array([0.5, 3.0, 300.0]), jnp.full(3, 3.0))), 3)
     array([0.5  , 2.523, 3.   ])
     """
-    return z / jnp.sqrt(jnp.sqrt(1.0 + (z / radius) ** 4))
+    return jnp.asarray(z / jnp.sqrt(jnp.sqrt(1.0 + (z / radius) ** 4)))
 
 
 class StandardizedMLP(eqx.Module):

@@ -260,7 +260,7 @@ class SurrogateKernel:
         position: np.ndarray,
         potential: Any,
         n_draws: int,
-    ) -> np.ndarray | None:
+    ) -> np.ndarray:
         """``n_draws`` draws of the surrogate alone, from ``position``; no exact call.
 
         At the kernel's step size and metric, for the exploration check before a switch: NUTS
