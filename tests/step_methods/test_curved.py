@@ -24,18 +24,20 @@ SAMPLE = {"progressbar": False, "compute_convergence_checks": False, "cores": 1}
 SCHEDULE = shmc.Schedule(stop=300)
 
 CASES = [
-    *[pytest.param(lambda: models.banana(b=1.0, sigma=0.3), seed, id=f"strong-banana-{seed}")
-      for seed in (1, 2, 3, 4, 5)],
-    *[pytest.param(models.student_t, seed, id=f"student-t3-{seed}") for seed in (1, 2)],
-    *[pytest.param(models.funnel, seed, id=f"funnel-{seed}") for seed in (1, 2)],
+    *[pytest.param(lambda: models.banana(b=1.0, sigma=0.3), "logp", seed,
+                   id=f"strong-banana-{seed}") for seed in (1, 2, 3, 4, 5)],
+    pytest.param(lambda: models.banana(b=1.0, sigma=0.3), "gradient", 1,
+                 id="strong-banana-gradient-1"),
+    *[pytest.param(models.student_t, "logp", seed, id=f"student-t3-{seed}") for seed in (1, 2)],
+    *[pytest.param(models.funnel, "logp", seed, id=f"funnel-{seed}") for seed in (1, 2)],
 ]  # fmt: skip
 
 
-def sample_or_refuse(model, seed):
+def sample_or_refuse(model, kind, seed):
     """4 x 5000 draws; returns the trace and how many chains said they stayed exact."""
     with model, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", shmc.SurrogateWarning)
-        step = shmc.SurrogateHMC(cost_gate=False, schedule=SCHEDULE)
+        step = shmc.SurrogateHMC(surrogate=kind, cost_gate=False, schedule=SCHEDULE)
         idata = pm.sample(step=step, tune=1000, draws=5000, chains=4, random_seed=seed, **SAMPLE)
     refusals = [
         w for w in caught
@@ -52,10 +54,10 @@ def assert_each_chain_used_the_surrogate_or_refused_it(idata, refusals):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("make_model", "seed"), CASES)
-def test_curved_and_heavy_tailed_posteriors_are_right_or_refused(make_model, seed):
+@pytest.mark.parametrize(("make_model", "kind", "seed"), CASES)
+def test_curved_and_heavy_tailed_posteriors_are_right_or_refused(make_model, kind, seed):
     model, names, mean, variance = make_model()
-    idata, refusals = sample_or_refuse(model, seed)
+    idata, refusals = sample_or_refuse(model, kind, seed)
     assert_each_chain_used_the_surrogate_or_refused_it(idata, refusals)
     assert_moments(posterior_array(idata, names), mean, variance, z_max=4.0)
 
