@@ -67,7 +67,7 @@ def tail_gap(surrogate, positions: np.ndarray, gradients: np.ndarray) -> float |
     """How much faster than its tangent the surrogate falls just beyond the data (nats).
 
     From each of the outermost training points ``a`` (exact gradient ``g``), one step of
-    ``TAIL_STEP`` whitened units further out along the ray from the data's centre, ``d``: the
+    ``TAIL_STEP`` whitened units downhill along the exact gradient, ``d``: the
     exact log-density's tangent changes by ``g . d``, the surrogate by the integral of its force
     along the step (Simpson's rule). Their difference is about ``lambda TAIL_STEP^2 / 2`` for a
     Gaussian posterior whose precision is ``lambda`` in whitened units (a fraction of a nat),
