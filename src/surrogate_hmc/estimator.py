@@ -83,6 +83,8 @@ class CostEstimator:
     ... )
     >>> estimator.predict(np.zeros(2), np.zeros(2)).shape
     ()
+    >>> estimator  # doctest: +ELLIPSIS
+    CostEstimator(variables=[theta (2,)], data_shape=(2,), distance=mse, iid_trials=False, ...)
     """
 
     variables: tuple[tuple[str, tuple[int, ...]], ...]
@@ -97,6 +99,21 @@ class CostEstimator:
     validation_error: float = float("nan")
     train_losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
     validation_losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __repr__(self) -> str:
+        """One line: the parameters, data, distance, network and fit, without the arrays."""
+        settings = ", ".join(f"{k}={_short(v)}" for k, v in self.distance.items() if k != "name")
+        distance = str(self.distance.get("name")) + (f"({settings})" if settings else "")
+        failed = f", n_failed={self.n_failed}" if self.n_failed else ""
+        curves = {"train_losses": self.train_losses, "validation_losses": self.validation_losses}
+        losses = "".join(f", {k}=<{_count(len(v))}>" for k, v in curves.items() if len(v))
+        return (
+            f"CostEstimator(variables={_describe(self.variables, 8)}, "
+            f"data_shape={self.data_shape}, distance={distance}, iid_trials={self.iid_trials}, "
+            f"network={self.network}, embedding_size={self.embedding_size}, "
+            f"n_simulations={self.n_simulations}{failed}, "
+            f"validation_error={self.validation_error:.3g}{losses})"
+        )
 
     @property
     def dim(self) -> int:
@@ -326,5 +343,17 @@ def _ravel_trailing(value, shape: tuple[int, ...]) -> np.ndarray:
     return np.reshape(value, (*value.shape[: value.ndim - len(shape)], -1))
 
 
-def _describe(variables) -> str:
-    return "[" + ", ".join(f"{name} {tuple(shape)}" for name, shape in variables) + "]"
+def _describe(variables, most: int | None = None) -> str:
+    # The variables (the first `most` of them, and how many more there are).
+    shown = [f"{name} {tuple(shape)}" for name, shape in variables[:most]]
+    if len(shown) < len(variables):
+        shown.append(f"and {len(variables) - len(shown)} more")
+    return "[" + ", ".join(shown) + "]"
+
+
+def _count(n: int) -> str:
+    return f"{n} value" if n == 1 else f"{n} values"
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else repr(value)

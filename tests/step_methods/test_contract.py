@@ -283,9 +283,9 @@ def test_progressbar_shows_the_phase():
     lines = (result.stdout + result.stderr).splitlines()  # PyMC 5 draws it on stderr
     header = next(line for line in lines if "Progress" in line and "Phase" in line).split()
     row = next(line for line in lines if "draws/s" in line).split()
-    assert header[:7] == ["Progress", "Draw", "Phase", "Divergences", "Step", "size", "Grad"]
+    assert header[:6] == ["Progress", "Draw", "Phase", "Div", "Step", "Grads"]
     # The bar, the draw, then the step's own columns: it ended in the surrogate phase, where
     # no exact gradient is evaluated.
     phase, divergences, step_size, grad_evals = row[-8:-4]
-    assert phase == "surrogate" and divergences == "0" and grad_evals == "0"
+    assert phase == "surr" and divergences == "0" and grad_evals == "0"
     assert float(step_size) > 0

@@ -181,6 +181,36 @@ class PilotRecord:
             f", second-stage acceptance {second:.2f}" if second is not None else ""
         )
 
+    def __repr__(self) -> str:
+        """One line: whether it switched, and the numbers that decided it.
+
+        Examples
+        --------
+        >>> passed = PilotRecord(0.86, 0.5, 0.98, True, spread=0.9, iterations=30, seconds=1.2)
+        >>> passed  # doctest: +NORMALIZE_WHITESPACE
+        PilotRecord(switched=True, acceptance=0.86, required=0.5, second_stage_acceptance=0.98,
+                    spread=0.9, iterations=30, seconds=1.2)
+        >>> failed = PilotRecord(0.0, 0.0, None, switched=False, spread=0.02)
+        >>> failed  # doctest: +NORMALIZE_WHITESPACE
+        PilotRecord(switched=False, reason="the surrogate alone spreads over 0.02 of the exact
+                    draws' variance in some coordinate (at least 0.1 needed)", spread=0.02,
+                    iterations=0, seconds=0)
+        """
+        fields = [f"switched={self.switched}"]
+        if self.explored:
+            fields += [f"acceptance={self.acceptance:.3g}", f"required={self.required:.3g}"]
+            if self.second_stage_acceptance is not None:
+                fields.append(f"second_stage_acceptance={self.second_stage_acceptance:.3g}")
+        else:
+            fields.append(f"reason={self.reason!r}")
+        fields += [
+            f"{name}={value:.3g}"
+            for name, value in (("spread", self.spread), ("tail_gap", self.tail_gap))
+            if value is not None
+        ]
+        fields += [f"iterations={self.iterations}", f"seconds={self.seconds:.3g}"]
+        return f"PilotRecord({', '.join(fields)})"
+
 
 @dataclass(frozen=True)
 class TrainingRecord:
@@ -242,6 +272,50 @@ class TrainingRecord:
         if not self.passed_validation:
             return "validation error too large"
         return "pilot pending"
+
+    def __repr__(self) -> str:
+        """One line, with the loss curves' lengths (not their values) and the outcome.
+
+        A given surrogate's record says so: it was piloted, not trained.
+
+        Examples
+        --------
+        >>> losses = np.ones(20)
+        >>> record = TrainingRecord(100, 3200, 0.0312, 0.5, losses, losses, seconds=1.4)
+        >>> record  # doctest: +NORMALIZE_WHITESPACE
+        TrainingRecord(iteration=100, n_points=3200, validation_error=0.0312 (max 0.5),
+                       train_losses=<20 values>, validation_losses=<20 values>, seconds=1.4,
+                       outcome='pilot pending')
+        >>> pilot = PilotRecord(0.9, 0.5, 0.97, switched=True, spread=0.8, iterations=30)
+        >>> TrainingRecord(50, n_points=0, given=True, pilot=pilot)
+        TrainingRecord(iteration=50, given=True, outcome='given surrogate, piloted: switched')
+        """
+        outcome = self.outcome
+        if self.pilot is not None and not self.pilot.switched:
+            outcome += f": {self.pilot.reason}"
+        if self.given:
+            piloted = "pilot pending" if self.pilot is None else f"piloted: {outcome}"
+            given = f"given surrogate, {piloted}"
+            return f"TrainingRecord(iteration={self.iteration}, given=True, outcome={given!r})"
+        error = "None" if self.validation_error is None else f"{self.validation_error:.3g}"
+        if self.validation_error is not None and np.isfinite(self.max_validation_error):
+            error += f" (max {self.max_validation_error:.3g})"
+        fields = [
+            f"iteration={self.iteration}",
+            f"n_points={self.n_points}",
+            *(["refit=True"] if self.refit else []),
+            f"validation_error={error}",
+        ]
+        for name, losses in (
+            ("train_losses", self.train_losses),
+            ("validation_losses", self.validation_losses),
+        ):
+            if len(losses):
+                fields.append(f"{name}=<{len(losses)} value{'' if len(losses) == 1 else 's'}>")
+        if self.seconds:
+            fields.append(f"seconds={self.seconds:.3g}")
+        fields.append(f"outcome={outcome!r}")
+        return f"TrainingRecord({', '.join(fields)})"
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,10 @@ class TrainedSurrogate:
     ... )
     >>> trained.kind, trained.dim
     ('logp', 2)
+    >>> trained  # doctest: +NORMALIZE_WHITESPACE
+    TrainedSurrogate(kind='logp', variables=[x (2,)], network=NetworkConfig(width=8, depth=2,
+    activation='silu'), exact_prior=False, step_size=0.5, inverse_mass=<diagonal, 2 values>,
+    trajectory_lengths=<1 value>)
     >>> import tempfile
     >>> path = trained.save(f"{tempfile.mkdtemp()}/banana")
     >>> TrainedSurrogate.load(path).build().logdensity(np.zeros(2)).shape
@@ -108,6 +112,17 @@ class TrainedSurrogate:
                 f"inverse_mass {self.inverse_mass.shape} must have shape ({dim},) or "
                 f"({dim}, {dim}), and center {center.shape} shape ({dim},)."
             )
+
+    def __repr__(self) -> str:
+        """One line: what it is and the kernel settings, without the weights."""
+        mass = self.inverse_mass
+        shown = f"dense {mass.shape}" if mass.ndim == 2 else f"diagonal, {_count(mass.size)}"
+        return (
+            f"TrainedSurrogate(kind={self.kind!r}, variables={_describe(self.variables, 8)}, "
+            f"network={self.network}, exact_prior={self.exact_prior}, "
+            f"step_size={self.step_size:.3g}, inverse_mass=<{shown}>, "
+            f"trajectory_lengths=<{_count(self.trajectory_lengths.size)}>)"
+        )
 
     @property
     def dim(self) -> int:
@@ -335,5 +350,13 @@ def _dim(variables: tuple[tuple[str, tuple[int, ...]], ...]) -> int:
     return int(sum(np.prod(shape, dtype=int) for _, shape in variables))
 
 
-def _describe(variables) -> str:
-    return "[" + ", ".join(f"{name} {shape}" for name, shape in variables) + "]"
+def _describe(variables, most: int | None = None) -> str:
+    # The variables (the first `most` of them, and how many more there are).
+    shown = [f"{name} {shape}" for name, shape in variables[:most]]
+    if len(shown) < len(variables):
+        shown.append(f"and {len(variables) - len(shown)} more")
+    return "[" + ", ".join(shown) + "]"
+
+
+def _count(n: int) -> str:
+    return f"{n} value" if n == 1 else f"{n} values"
