@@ -1,11 +1,16 @@
-"""Test helpers: z-scores with errors from the effective sample size; fresh interpreters."""
+"""Test helpers: z-scores with errors from the effective sample size; fresh interpreters; a
+model term as slow as a real model's."""
 
 import os
 import subprocess
 import sys
+import time
 
 import arviz as az
 import numpy as np
+import pytensor.tensor as pt
+from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
 
 
 def _mcse_of_mean(values: np.ndarray) -> float:
@@ -89,3 +94,63 @@ def run_python(
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
+
+
+class _Pause(Op):
+    """Zeros like its input, after ``seconds``: the gradient of :class:`SlowTerm`."""
+
+    __props__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def make_node(self, x):
+        x = pt.as_tensor_variable(x)
+        return Apply(self, [x], [x.type()])
+
+    def perform(self, node, inputs, outputs):
+        time.sleep(self.seconds)
+        outputs[0][0] = np.zeros_like(inputs[0])
+
+
+class SlowTerm(Op):
+    """A model term that is zero, after ``seconds``; its gradient, zeros, after
+    ``gradient_seconds``: add it with ``pm.Potential`` to make a test model as slow as a real
+    one, for the cost gate (a pause per logp, or per gradient only)."""
+
+    __props__ = ("seconds", "gradient_seconds")
+
+    def __init__(self, seconds: float = 0.0, gradient_seconds: float = 0.0) -> None:
+        self.seconds, self.gradient_seconds = seconds, gradient_seconds
+
+    def make_node(self, x):
+        x = pt.as_tensor_variable(x)
+        return Apply(self, [x], [pt.dscalar()])
+
+    def perform(self, node, inputs, outputs):
+        time.sleep(self.seconds)
+        outputs[0][0] = np.asarray(0.0)
+
+    def pullback(self, inputs, outputs, cotangents):
+        return [_Pause(self.gradient_seconds)(inputs[0])]
+
+
+if not hasattr(Op, "pullback"):  # PyTensor 2 (PyMC 5) differentiates through L_op
+    SlowTerm.L_op = SlowTerm.pullback
+
+
+def scale_the_sampler_clock(monkeypatch, scale: float) -> None:
+    """Make ``SurrogateHMC`` read a clock running ``scale`` times as fast as the real one.
+
+    As on a machine ``scale`` times slower: the exact evaluations and iterations the cost gate
+    times look ``scale`` times as long (the trainings' own clock is left alone).
+    """
+    from types import SimpleNamespace
+
+    from surrogate_hmc.step_methods import exact_model, surrogate_hmc
+
+    clock = SimpleNamespace(
+        perf_counter=lambda: scale * time.perf_counter(), process_time=time.process_time
+    )
+    for module in (exact_model, surrogate_hmc):
+        monkeypatch.setattr(module, "time", clock)

@@ -221,12 +221,15 @@ def test_loss_curves_are_the_trainings_of_the_last_chain(nuts_run):
     drawn = {line.get_ydata()[0] for line in loss.lines if line.get_linestyle() == ":"}
     assert drawn == thresholds
     assert "chain 1" in panel_text(loss)
-    # The trainings are marked on the last chain's row, where the pilot starts right after.
-    marks = by_gid(figure, "training-switched")
+    # The trainings are marked on each chain's row, where the pilot starts right after; the
+    # last chain's are the step's.
+    marks = {m.get_ydata()[0] + 0.5: m for m in by_gid_all(figure, "training-switched")}
+    assert sorted(marks) == [0, 1]
     np.testing.assert_array_equal(
-        marks.get_xdata(), [r.iteration for r in step.training_history if r.switched]
+        marks[1].get_xdata(), [r.iteration for r in step.training_history if r.switched]
     )
-    assert np.all(stats(idata, "phase")[1, np.asarray(marks.get_xdata()) + 1] == 1)
+    for row, mark in marks.items():
+        assert np.all(stats(idata, "phase")[int(row), np.asarray(mark.get_xdata()) + 1] == 1)
     # Each training's outcome is in the legend.
     for record in trained:
         assert f"iteration {record.iteration}, " in panel_text(loss)
@@ -262,13 +265,15 @@ def test_chains_panels_and_axes_options(nuts_run):
     assert axes[0].get_title(loc="left") == "Training and validation loss"
     single, ax = plt.subplots()
     assert shmc.plot_diagnostics(idata, panels="evaluations", ax=ax) is single
-    # Chain 0 alone: its trainings are not in the step, which holds the last chain's.
+    # Chain 0 alone: its trainings come from the trace (the step holds the last chain's).
     figure = shmc.plot_diagnostics(idata, step, chains=[0], panels=["phases"])
-    assert "last chain, which is not selected" in panel_text(figure.axes[0])
-    # In any order, the trainings are marked on the last chain's row.
+    switched = [r.iteration for r in shmc.decisions(idata)[0].records if r.switched]
+    np.testing.assert_array_equal(by_gid(figure, "training-switched").get_xdata(), switched)
+    # In any order, each chain's trainings are marked on its own row.
     figure = shmc.plot_diagnostics(idata, step, chains=[1, 0], panels=["phases"])
     assert [t.get_text() for t in figure.axes[0].get_yticklabels()] == ["chain 1", "chain 0"]
-    np.testing.assert_array_equal(by_gid(figure, "training-switched").get_ydata(), -0.5)
+    rows = sorted(m.get_ydata()[0] for m in by_gid_all(figure, "training-switched"))
+    assert rows == [-0.5, 0.5]
 
 
 def test_panels_say_what_is_missing(nuts_run, static_run):
@@ -284,7 +289,7 @@ def test_panels_say_what_is_missing(nuts_run, static_run):
     figure = shmc.plot_diagnostics(discarded, step)
     phases = panel_text(axes_titled(figure, "Phase per chain"))
     assert "Tuning was discarded" in phases
-    assert f"{len(step.training_history)} training(s) ran during tuning" in phases
+    assert f"Trainings during tuning: {len(step.training_history)} in chain 0." in phases
     assert not [line for line in figure.axes[0].lines if line.get_gid()]  # no training marks
 
 

@@ -15,7 +15,7 @@ from surrogate_hmc.core import (  # noqa: E402
     TrainedSurrogate,
     TrainingConfig,
 )
-from surrogate_hmc.diagnostics import plot_diagnostics  # noqa: E402
+from surrogate_hmc.diagnostics import decisions, plot_diagnostics  # noqa: E402
 from surrogate_hmc.estimator import CostEstimator  # noqa: E402
 from surrogate_hmc.simulation import SimulationWarning  # noqa: E402
 from surrogate_hmc.step_methods import (  # noqa: E402
@@ -40,5 +40,6 @@ __all__ = [
     "TrainedSurrogate",
     "TrainingConfig",
     "__version__",
+    "decisions",
     "plot_diagnostics",
 ]

@@ -65,6 +65,32 @@ def test_invalid_ace_options_are_clear_errors(estimator, options, words):
         shmc.ACE(estimator=estimator, **({"beta": 1.0} | options))
 
 
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        pytest.param(
+            {"bta": 2.0},
+            "ACE got an unexpected keyword argument 'bta'. Did you mean 'beta'?",
+            id="misspelt-option",
+        ),
+        pytest.param(
+            {"fit_kwargs": {"n_simulation": 10}},
+            "ACE's fit_kwargs (for CostEstimator.fit) got an unexpected keyword argument "
+            "'n_simulation'.",
+            id="misspelt-fit-option",
+        ),
+        pytest.param(
+            {"fit_kwargs": {"distanc": "mse"}},
+            "Did you mean 'distance'?",
+            id="misspelt-fit-option-hint",
+        ),
+    ],
+)
+def test_unknown_ace_options_are_refused_with_the_closest_names(estimator, options, words):
+    with linear_model(OBSERVED), refused(TypeError, words):
+        shmc.ACE(estimator=estimator, **options)
+
+
 def test_numpy_numbers_are_accepted(estimator):
     with linear_model(OBSERVED):
         step = shmc.ACE(estimator=estimator, beta=np.float32(2.0), max_treedepth=np.int64(8))

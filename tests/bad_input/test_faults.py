@@ -66,25 +66,30 @@ FORK_AFTER_JAX = textwrap.dedent(
     """
     import jax, jax.numpy as jnp, pymc as pm, surrogate_hmc as shmc
     jax.jit(lambda x: x + 1)(jnp.ones(2)).block_until_ready()  # the user's own JAX code
+    iterations = []  # every iteration the parent receives, tuning included
     with pm.Model():
         pm.Normal("x", shape=2)
         try:
             step = shmc.SurrogateHMC(schedule=shmc.Schedule(start=20, stop=20), cost_gate=False)
             pm.sample(step=step, tune=100, draws=10, chains=2, cores=2,
-                      progressbar=False, compute_convergence_checks=False)
+                      progressbar=False, compute_convergence_checks=False,
+                      callback=lambda trace, draw: iterations.append(draw))
         except Exception as error:
             print("error:", error)
         else:
             print("sampled")
+    print("iterations before the error:", len(iterations))
     """
 )
 
 
-def test_chains_forked_after_the_users_jax_get_a_clear_error_not_a_hang():
+def test_chains_forked_after_the_users_jax_fail_before_their_first_iteration():
     output = run_python(FORK_AFTER_JAX, timeout=300, PYTHONWARNINGS="ignore").stdout
     assert output.startswith("error:"), output
     assert "forked from one that had already run JAX" in output
     assert "mp_ctx='forkserver'" in output
+    assert "__main__" in output, "the error tells script users the guard forkserver needs"
+    assert output.strip().endswith("iterations before the error: 0"), output
 
 
 REUSED_WITH_FORKSERVER = textwrap.dedent(

@@ -5,18 +5,21 @@ and exact NUTS draws; a region where the log-density is not finite is rejected e
 rejects it. Each case checks the defined outcome and the posterior's moments.
 """
 
-import time
 import warnings
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 import pytest
-from pytensor.graph.basic import Apply
-from pytensor.graph.op import Op
 
 import surrogate_hmc as shmc
-from tests.helpers import assert_moments, posterior_array, sample_stat
+from tests.helpers import (
+    SlowTerm,
+    assert_moments,
+    posterior_array,
+    sample_stat,
+    scale_the_sampler_clock,
+)
 from tests.step_methods import models
 
 SAMPLE = {"progressbar": False, "compute_convergence_checks": False, "cores": 1}
@@ -103,49 +106,23 @@ def test_tuning_too_short_to_train_warns_and_samples_with_exact_nuts():
 # -- trainings that keep failing: the cost gate's books --------------------------------------------
 
 GRADIENT_SECONDS = 0.003
-
-
-class Pause(Op):
-    """Zeros like its input, after a pause: the gradient of :class:`SlowGradient`."""
-
-    def make_node(self, x):
-        x = pt.as_tensor_variable(x)
-        return Apply(self, [x], [x.type()])
-
-    def perform(self, node, inputs, outputs):
-        time.sleep(GRADIENT_SECONDS)
-        outputs[0][0] = np.zeros_like(inputs[0])
-
-
-class SlowGradient(Op):
-    """Zero, at once; its gradient takes a pause: an exact iteration as slow as a real model's
-    (3 ms per gradient), an exact logp alone still cheap, so the cost gate lets a surrogate in."""
-
-    def make_node(self, x):
-        x = pt.as_tensor_variable(x)
-        return Apply(self, [x], [pt.dscalar()])
-
-    def perform(self, node, inputs, outputs):
-        outputs[0][0] = np.asarray(0.0)
-
-    def pullback(self, inputs, outputs, cotangents):
-        return [Pause()(inputs[0])]
-
-
-if not hasattr(Op, "pullback"):  # PyTensor 2 (PyMC 5) differentiates through L_op
-    SlowGradient.L_op = SlowGradient.pullback
+"""An exact gradient's pause; an exact logp alone stays cheap, so the cost gate lets a surrogate
+in. The sampler's clock runs ``CLOCK_SCALE`` times fast, so that the run as plain NUTS looks long
+enough (over 16 s) to risk a training."""
+CLOCK_SCALE = 4.0
 
 
 @pytest.mark.filterwarnings("ignore:Numba will use object mode:UserWarning")  # PyTensor 3
-def test_trainings_that_cannot_pass_stop_once_they_cannot_be_won_back():
+def test_trainings_that_cannot_pass_stop_once_they_cannot_be_won_back(monkeypatch):
     """No network passes a held-out error of 1e-9: after the first failure the books say that
     another attempt cannot be won back, and the chain goes on as plain NUTS, with one warning."""
     model, names, mean, variance = models.skewed_gamma()
     with model:
-        pm.Potential("slow", SlowGradient()(model["s"]))
+        pm.Potential("slow", SlowTerm(gradient_seconds=GRADIENT_SECONDS)(model["s"]))
     tune, draws = 400, 400
     schedule = shmc.Schedule(start=50, every=50)
     planned = schedule.plan(tune, "logp").training_iterations
+    scale_the_sampler_clock(monkeypatch, CLOCK_SCALE)
     with model, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", shmc.SurrogateCostWarning)
         step = shmc.SurrogateHMC(

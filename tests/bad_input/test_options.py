@@ -146,6 +146,52 @@ def test_invalid_options_are_clear_errors(options, error, words):
         shmc.SurrogateHMC(**options)
 
 
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        pytest.param(
+            {"target_acceptance": 0.9},
+            "SurrogateHMC got an unexpected keyword argument 'target_acceptance'. Did you mean "
+            "'target_accept'?",
+            id="misspelt-own-option",
+        ),
+        pytest.param(
+            {"max_tree_depth": 8},
+            "SurrogateHMC got an unexpected keyword argument 'max_tree_depth'. Did you mean "
+            "'max_treedepth'",
+            id="misspelt-nuts-option",
+        ),
+        pytest.param(
+            {"schedul": None, "bogus": 1},
+            "SurrogateHMC got an unexpected keyword arguments 'schedul', 'bogus'. Did you mean "
+            "'schedule'?",
+            id="two-unknown",
+        ),
+    ],
+)
+def test_unknown_options_are_refused_before_anything_is_compiled(monkeypatch, options, words):
+    import pytensor
+
+    def compiled(*args, **kwargs):
+        raise AssertionError("compiled before the options were checked")
+
+    model, *_ = models.conjugate_regression()
+    monkeypatch.setattr(pytensor, "function", compiled)
+    with model, refused(TypeError, words) as caught:
+        shmc.SurrogateHMC(**options)
+    listed = str(caught.value).split("Valid keyword arguments: ")[1]
+    assert {"schedule", "target_accept", "max_treedepth", "step_scale"} <= set(
+        listed.rstrip(".").split(", ")
+    )
+
+
+def test_the_options_of_pymc_nuts_are_passed_on():
+    model, *_ = models.conjugate_regression()
+    with model:
+        step = shmc.SurrogateHMC(max_treedepth=7, early_max_treedepth=5, Emax=500.0)
+    assert (step.max_treedepth, step.early_max_treedepth, step.Emax) == (7, 5, 500.0)
+
+
 def test_numpy_numbers_are_accepted():
     model, *_ = models.conjugate_regression()
     with model:

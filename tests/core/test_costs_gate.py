@@ -44,11 +44,31 @@ def test_the_saving_must_exceed_the_setup():
     """20 times faster per draw, but too few iterations left to pay for the training."""
     per_iteration = 0.04 - 0.002  # seconds saved by each surrogate iteration
     just_short = int(SURROGATE_SETUP_SECONDS / per_iteration)
-    short = judge_cost(exact_iteration=0.04, logp=1e-3, remaining=just_short)
-    long = judge_cost(exact_iteration=0.04, logp=1e-3, remaining=just_short + 2)
+    run = {"exact_iteration": 0.04, "logp": 1e-3, "run_iterations": 2000}
+    short = judge_cost(remaining=just_short, **run)
+    long = judge_cost(remaining=just_short + 2, **run)
     assert short.speedup == pytest.approx(20.0)
     assert short.saving <= SURROGATE_SETUP_SECONDS < long.saving
     assert not short.pays and long.pays
+
+
+def test_a_run_too_short_to_risk_a_failed_training_stays_nuts():
+    """Saving is possible, but a failed first training would cost more than a quarter of the
+    plain NUTS run: failures may cost at most that, the first one included."""
+    plain_run = SURROGATE_SETUP_SECONDS / MAX_FAILURE_SHARE  # seconds of a plain NUTS run
+    iterations = 400
+    exact_iteration = plain_run / iterations
+    below = judge_cost(
+        exact_iteration=0.99 * exact_iteration, logp=1e-4, remaining=iterations,
+        run_iterations=iterations,
+    )  # fmt: skip
+    above = judge_cost(
+        exact_iteration=1.01 * exact_iteration, logp=1e-4, remaining=iterations,
+        run_iterations=iterations,
+    )  # fmt: skip
+    assert below.speedup > 10 and below.saving > SURROGATE_SETUP_SECONDS
+    assert below.setup_at_risk and not below.pays
+    assert not above.setup_at_risk and above.pays
 
 
 def test_an_expensive_logp_makes_the_surrogate_iteration_expensive_too():

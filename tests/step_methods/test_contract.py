@@ -250,6 +250,9 @@ MULTIPROCESS_SCRIPT = textwrap.dedent(
     assert phase.shape == (2, 200) and np.all(phase == 1), phase
     assert not np.allclose(draws[0], draws[1])
     assert shmc.TrainedSurrogate.load(save_to).kind == surrogate
+    # Each worker's trainings came back with its draws.
+    for history in shmc.decisions(idata).values():
+        assert history.n_trainings >= 1 and history.switched_at is not None, history.describe()
     print("ok")
     """
 )

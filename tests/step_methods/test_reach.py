@@ -6,7 +6,6 @@ scales are tested directly). Every model is cheap, so ``cost_gate=False`` makes 
 learn a surrogate anyway, except in the tests of the gate itself.
 """
 
-import time
 import warnings
 
 import arviz as az
@@ -18,8 +17,6 @@ import pymc as pm
 import pytensor.tensor as pt
 import pytest
 from pymc.step_methods.hmc.quadpotential import QuadPotentialDiagAdapt
-from pytensor.graph.basic import Apply
-from pytensor.graph.op import Op
 
 import surrogate_hmc as shmc
 from surrogate_hmc.core.exploration import EXPLORATION_DRAWS, RECENT_DRAWS, spread_ratio
@@ -27,7 +24,7 @@ from surrogate_hmc.core.network import NetworkConfig
 from surrogate_hmc.core.structure import StructuredNetwork
 from surrogate_hmc.core.surrogate import LogDensitySurrogate
 from surrogate_hmc.step_methods.kernel import KernelSettings, SurrogateKernel
-from tests.helpers import moment_z_scores, posterior_array, sample_stat
+from tests.helpers import SlowTerm, moment_z_scores, posterior_array, sample_stat
 from tests.step_methods import models
 
 SAMPLE = {"progressbar": False, "compute_convergence_checks": False, "cores": 1}
@@ -343,36 +340,20 @@ def test_without_the_gate_a_cheap_model_learns_a_surrogate():
     assert step.chain.life.cost is None and step.training_history[0].switched
 
 
-SLEEP_SECONDS = 0.008
-
-
-class Sleep(Op):
-    """Zero, after a pause: a model term as slow as a real one, for the cost gate."""
-
-    def make_node(self, x):
-        x = pt.as_tensor_variable(x)
-        return Apply(self, [x], [pt.dscalar()])
-
-    def perform(self, node, inputs, outputs):
-        time.sleep(SLEEP_SECONDS)
-        outputs[0][0] = np.asarray(0.0)
-
-    def pullback(self, inputs, outputs, cotangents):
-        return [pt.zeros_like(inputs[0])]
-
-
-if not hasattr(Op, "pullback"):  # PyTensor 2 (PyMC 5) differentiates through L_op
-    Sleep.L_op = Sleep.pullback
+SLEEP_SECONDS = 0.012
 
 
 @pytest.mark.filterwarnings("ignore:Numba will use object mode:UserWarning")  # PyTensor 3
 def test_an_expensive_model_passes_the_gate_and_learns_a_surrogate():
-    """Every exact evaluation sleeps 8 ms; a strong correlation makes NUTS take long trees."""
+    """Every exact evaluation sleeps 12 ms; a strong correlation makes NUTS take long trees.
+
+    A plain NUTS run of 600 iterations takes over 20 s, so a failed training (about 4 s) would
+    cost less than a quarter of it: the gate may take the risk."""
     with pm.Model() as model:
         x = pm.Flat("x", shape=2)
         pm.MvNormal("y", mu=x, cov=np.array([[1.0, 0.95], [0.95, 1.0]]), observed=np.zeros(2))
-        pm.Potential("slow", Sleep()(x))
-    idata, step = run(model, tune=300, draws=100, chains=1)
+        pm.Potential("slow", SlowTerm(seconds=SLEEP_SECONDS)(x))
+    idata, step = run(model, tune=300, draws=300, chains=1)
     verdict = step.chain.life.cost
     assert verdict is not None and verdict.pays, verdict
     assert verdict.surrogate_iteration > SLEEP_SECONDS, "the gate did not time the slow logp"

@@ -4,6 +4,7 @@ from surrogate_hmc.core.buffer import TrainingBuffer
 from surrogate_hmc.core.compiled import SurrogateNUTS, surrogate_nuts, surrogate_trajectory
 from surrogate_hmc.core.costs import CostLedger
 from surrogate_hmc.core.delayed_acceptance import DAInfo, DAState, delayed_acceptance_transition
+from surrogate_hmc.core.history import ChainHistory, GateDecision
 from surrogate_hmc.core.integrators import leapfrog
 from surrogate_hmc.core.lifecycle import (
     Action,
@@ -33,9 +34,11 @@ from surrogate_hmc.core.transition import HMCInfo, HMCState, kinetic_energy, sta
 __all__ = [
     "AbstractSurrogate",
     "Action",
+    "ChainHistory",
     "CostLedger",
     "DAInfo",
     "DAState",
+    "GateDecision",
     "GradientSurrogate",
     "HMCInfo",
     "HMCState",

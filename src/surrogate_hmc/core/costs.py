@@ -171,9 +171,22 @@ class CostVerdict:
         return self.exact_iteration / self.surrogate_iteration
 
     @property
+    def setup_at_risk(self) -> bool:
+        """Whether a failed first attempt (its setup) would cost more than failures may.
+
+        Failures may cost :data:`MAX_FAILURE_SHARE` of a plain NUTS run; a run so short that
+        one training and pilot take more is not worth the risk.
+        """
+        return SURROGATE_SETUP_SECONDS > MAX_FAILURE_SHARE * self.plain_run_seconds
+
+    @property
     def pays(self) -> bool:
-        """Clearly faster per draw, and saving more than its setup costs."""
-        return self.speedup >= MIN_SPEEDUP_PER_DRAW and self.saving > SURROGATE_SETUP_SECONDS
+        """Clearly faster per draw, saving more than its setup costs, and a failure affordable."""
+        return (
+            self.speedup >= MIN_SPEEDUP_PER_DRAW
+            and self.saving > SURROGATE_SETUP_SECONDS
+            and not self.setup_at_risk
+        )
 
     @property
     def decided(self) -> bool:
@@ -206,7 +219,9 @@ def judge_cost(
 
 MAX_FAILURE_SHARE = 0.25
 """Failed trainings and pilots may cost at most this share of a plain NUTS run, so that a run
-whose surrogate never passes costs at most about 1.3 times plain NUTS."""
+whose surrogate never passes costs at most about 1.3 times plain NUTS. The first attempt is
+held to it too: the gate lets a surrogate train only if one failed attempt
+(:data:`SURROGATE_SETUP_SECONDS`) fits in this share."""
 
 
 def fit_quality(validation_error: float | None, max_validation_error: float) -> float:

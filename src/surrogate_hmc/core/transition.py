@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["HMCInfo", "HMCState", "kinetic_energy", "static_hmc_transition"]
+__all__ = ["HMCInfo", "HMCState", "draw_momentum", "kinetic_energy", "static_hmc_transition"]
 
 
 class HMCState(NamedTuple):
@@ -36,6 +36,21 @@ class HMCInfo(NamedTuple):
     proposal_energy_error: float
     proposal_logdensity: float
     n_exact_logp: int
+
+
+def draw_momentum(rng: np.random.Generator, inverse_mass: np.ndarray) -> np.ndarray:
+    """A momentum drawn from ``N(0, M)`` for the inverse mass matrix (diagonal or dense).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> draw_momentum(rng, np.full(3, 4.0)).shape
+    (3,)
+    """
+    noise = rng.standard_normal(inverse_mass.shape[0])
+    if inverse_mass.ndim == 1:
+        return noise / np.sqrt(inverse_mass)
+    return np.linalg.solve(np.linalg.cholesky(inverse_mass).T, noise)
 
 
 def kinetic_energy(momentum: np.ndarray, inverse_mass: np.ndarray) -> float:
@@ -100,7 +115,7 @@ def static_hmc_transition(
     >>> bool(info.acceptance_rate > 0.9)
     True
     """
-    momentum = rng.standard_normal(state.position.shape) / np.sqrt(inverse_mass)
+    momentum = draw_momentum(rng, inverse_mass)
     energy = kinetic_energy(momentum, inverse_mass) - state.logdensity
     position, end_momentum = trajectory_fn(state.position, momentum, step_size, n_steps)
 

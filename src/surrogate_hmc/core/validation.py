@@ -6,13 +6,21 @@ value as a plain Python number, so frozen configurations hash and serialize the 
 user passed ``50`` or ``np.int64(50)``.
 """
 
+import difflib
 import numbers
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
 
-__all__ = ["check_bool", "check_choice", "check_instance", "check_int", "check_real"]
+__all__ = [
+    "check_bool",
+    "check_choice",
+    "check_instance",
+    "check_int",
+    "check_options",
+    "check_real",
+]
 
 T = TypeVar("T")
 
@@ -156,3 +164,40 @@ def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool | np.bool_):
         raise TypeError(f"{name} must be True or False, got {value!r}.")
     return bool(value)
+
+
+def check_options(owner: str, given: Mapping[str, Any], valid: Iterable[str]) -> None:
+    """Refuse keyword arguments of ``owner`` that are not among ``valid``, naming the closest.
+
+    Called first thing in a constructor that passes its ``**kwargs`` on, so a misspelt option
+    fails at once, in the words of the class the user called, not later inside what the
+    keywords were passed to.
+
+    Raises
+    ------
+    TypeError
+        For every unknown name, with the closest valid names (``difflib``) and the full list.
+
+    Examples
+    --------
+    >>> check_options("SurrogateHMC", {"max_treedepth": 8}, ["max_treedepth", "target_accept"])
+    >>> check_options("SurrogateHMC", {"target_acceptance": 0.9}, ["max_treedepth", "target_accept"])
+    Traceback (most recent call last):
+    ...
+    TypeError: SurrogateHMC got an unexpected keyword argument 'target_acceptance'. Did you mean 'target_accept'? Valid keyword arguments: max_treedepth, target_accept.
+    """  # noqa: E501
+    valid = sorted(set(valid))
+    unknown = [name for name in given if name not in valid]
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, valid, n=3, cutoff=0.6)
+        if close:
+            hints.append(f"Did you mean {' or '.join(repr(c) for c in close)}?")
+    arguments = "arguments" if len(unknown) > 1 else "argument"
+    names = ", ".join(repr(name) for name in unknown)
+    raise TypeError(
+        " ".join([f"{owner} got an unexpected keyword {arguments} {names}.", *hints])
+        + f" Valid keyword arguments: {', '.join(valid)}."
+    )

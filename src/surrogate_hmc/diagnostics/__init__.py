@@ -1,6 +1,7 @@
-"""``plot_diagnostics``: what ``SurrogateHMC`` (or ``ACE``) did on each chain, in one figure.
+"""What ``SurrogateHMC`` (or ``ACE``) did on each chain: ``plot_diagnostics`` and ``decisions``.
 
-The figure is drawn from the trace's sample stats and, when given, the step's
+Both read the trace's sample stats, where every chain's trainings and cost-gate decision travel
+(:mod:`surrogate_hmc.core.history`); the figure's loss curves also need the step's
 ``training_history`` (``TrainingRecord`` objects of :mod:`surrogate_hmc.core.lifecycle`). The
 step methods are not imported: a step is anything with a ``training_history``, and one with an
 ``estimator`` is ``ACE``.
@@ -9,6 +10,7 @@ step methods are not imported: a step is anything with a ``training_history``, a
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from surrogate_hmc.core.history import ChainHistory
 from surrogate_hmc.diagnostics._layout import PANELS, checked_panels, make_axes
 from surrogate_hmc.diagnostics._panels import (
     plot_error,
@@ -18,13 +20,73 @@ from surrogate_hmc.diagnostics._panels import (
     plot_time,
 )
 from surrogate_hmc.diagnostics._step import read_step
-from surrogate_hmc.diagnostics._trace import check_history, read_stats
+from surrogate_hmc.diagnostics._trace import (
+    check_history,
+    checked_group,
+    read_histories,
+    read_stats,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["PANELS", "plot_diagnostics"]
+__all__ = ["PANELS", "decisions", "plot_diagnostics"]
+
+
+def decisions(trace: Any) -> dict[Any, ChainHistory]:
+    """What each chain of a ``SurrogateHMC`` trace decided, read from the trace alone.
+
+    Every draw carries its chain's decisions so far (the ``n_trainings``, ``training_history``
+    and ``cost_gate`` sample stats), so they survive ``cores>1`` and a saved trace. Each
+    :class:`~surrogate_hmc.core.history.ChainHistory` holds the cost gate's decision and
+    measured costs, and a :class:`~surrogate_hmc.core.lifecycle.TrainingRecord` per training
+    (rows trained on, held-out error, pilot outcome; no loss curves); its ``describe()`` says
+    it in words.
+
+    Parameters
+    ----------
+    trace
+        What ``pm.sample`` returned with a ``SurrogateHMC`` step.
+
+    Returns
+    -------
+    dict
+        Chain (coordinate value) -> :class:`~surrogate_hmc.core.history.ChainHistory`.
+
+    Raises
+    ------
+    TypeError
+        If ``trace`` is not what ``pm.sample`` returned.
+    ValueError
+        If the trace has no such stats (it was not sampled by ``SurrogateHMC``).
+
+    Examples
+    --------
+    >>> import pymc as pm
+    >>> import surrogate_hmc as shmc
+    >>> with pm.Model():
+    ...     x = pm.Normal("x", shape=2)
+    ...     step = shmc.SurrogateHMC(
+    ...         schedule=shmc.Schedule(start=50, stop=50), cost_gate=False,
+    ...         network=shmc.NetworkConfig(width=16), training=shmc.TrainingConfig(max_steps=300),
+    ...     )
+    ...     idata = pm.sample(
+    ...         step=step, tune=150, draws=50, chains=2, cores=1, progressbar=False,
+    ...         compute_convergence_checks=False, random_seed=1,
+    ...     )
+    >>> history = shmc.decisions(idata)[1]
+    >>> history.n_trainings, history.decision.name, history.records[0].iteration
+    (1, 'NOT_ASKED', 50)
+    """
+    checked_group(trace)
+    histories = read_histories(trace)
+    if not histories:
+        raise ValueError(
+            "The trace has no training_history sample stats: it was not sampled by "
+            "shmc.SurrogateHMC (ACE and plain NUTS have no trainings to record)."
+        )
+    return histories
 
 
 def plot_diagnostics(

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from surrogate_hmc.core.history import GATE_WORDS
 from surrogate_hmc.core.lifecycle import PHASE_NAMES, TrainingRecord
 from surrogate_hmc.diagnostics._step import StepView
 from surrogate_hmc.diagnostics._style import (
@@ -67,13 +68,17 @@ def plot_phases(axes: "Axes", stats: TraceStats, step: StepView) -> None:
             "Tuning was discarded, so the exact phase and the switch are not shown: sample with "
             "pm.sample(..., discard_tuned_samples=False) to see them."
         )
-    if step.history:
+    histories = _histories(stats, step)
+    if any(histories.values()):
         if not stats.tuning_kept:
-            notes.append(f"{len(step.history)} training(s) ran during tuning.")
-        elif stats.last is None:
-            notes.append("The trainings are those of the last chain, which is not selected.")
+            counts = ", ".join(f"{len(h)} in chain {c}" for c, h in histories.items())
+            notes.append(f"Trainings during tuning: {counts}.")
         else:
-            handles += _mark_trainings(axes, stats.labels.index(stats.last), step.history)
+            seen: dict[str, Any] = {}
+            for label, history in histories.items():
+                for handle in _mark_trainings(axes, stats.labels.index(label), history):
+                    seen.setdefault(handle.get_label(), handle)
+            handles += list(seen.values())
     mark_tuning(axes, stats)
     axes.set_yticks(range(len(stats.labels)), [f"chain {c}" for c in stats.labels])
     axes.set_ylim(len(stats.labels) - 0.5, -0.75)
@@ -110,17 +115,50 @@ def _mark_trainings(axes: "Axes", row: int, history: Sequence[TrainingRecord]) -
     return handles
 
 
+def _histories(stats: TraceStats, step: StepView) -> dict[Any, Sequence[TrainingRecord]]:
+    """Each selected chain's trainings: from the trace, else (older traces) the step's."""
+    if stats.histories:
+        return {label: stats.histories[label].records for label in stats.labels}
+    if step.history and stats.last is not None:
+        return {stats.last: step.history}
+    return {}
+
+
+def _why_no_training(stats: TraceStats) -> str:
+    """What the trace says of chains that trained nothing (``""``: they all trained)."""
+    reasons = []
+    for label, history in stats.histories.items():
+        if not history.records:
+            reasons.append(f"chain {label}: {GATE_WORDS[history.decision]}")
+    return "; ".join(reasons)
+
+
+def _no_loss_curves(stats: TraceStats, step: StepView) -> str:
+    """Why the step has no loss curves to show, in the trace's words where it has them."""
+    last = stats.histories.get(stats.last)
+    if last is not None and not last.records:
+        return f"Nothing was trained on chain {stats.last}: {GATE_WORDS[last.decision]}."
+    if step.history:
+        return "The surrogate was given, not trained here: no loss curves."
+    return (
+        "No training recorded in this process. With cores>1 the chains run in other processes "
+        "and step.training_history stays empty: sample with cores=1 to see the loss curves "
+        "(shmc.decisions(trace) has each training's outcome)."
+    )
+
+
 # -- loss -----------------------------------------------------------------------------------------
 
 
 def plot_loss(axes: "Axes", stats: TraceStats, step: StepView) -> None:
     """Training and validation loss of each training, or of ACE's cost network."""
     title(axes, "Training and validation loss")
+    untrained = _why_no_training(stats)
     if not step.given:
         note(
             axes,
             "Pass step= (the shmc.SurrogateHMC that sampled this trace with cores=1) to see "
-            "the loss of each training.",
+            "the loss of each training." + (f" No training: {untrained}." if untrained else ""),
         )
         return
     if step.is_ace:
@@ -128,13 +166,7 @@ def plot_loss(axes: "Axes", stats: TraceStats, step: StepView) -> None:
         return
     trained = [record for record in step.history if np.size(record.train_losses)]
     if not trained:
-        note(
-            axes,
-            "No training recorded in this process. With cores>1 the chains run in other "
-            "processes and step.training_history stays empty: sample with cores=1 to see it."
-            if not step.history
-            else "The surrogate was given, not trained here: no loss curves.",
-        )
+        note(axes, _no_loss_curves(stats, step))
         return
     import matplotlib as mpl
 
@@ -320,5 +352,5 @@ def plot_time(axes: "Axes", stats: TraceStats, step: StepView) -> None:
     axes.set_ylabel("ms per iteration")
     axes.set_xlabel(iteration_label(stats))
     title(axes, "Wall time per iteration")
-    training = sum(record.seconds for record in step.history)
+    training = sum(r.seconds for history in _histories(stats, step).values() for r in history)
     legend(axes, f"trainings took {training:.3g} s more" if training else None, markerscale=3)

@@ -6,9 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from surrogate_hmc.core.history import HISTORY_STATS, ChainHistory, decode_history
 from surrogate_hmc.core.lifecycle import TrainingRecord
 
-__all__ = ["TraceStats", "check_history", "read_stats"]
+__all__ = ["TraceStats", "check_history", "checked_group", "read_histories", "read_stats"]
 
 REQUIRED = ("phase", "n_exact_grad", "n_exact_logp", "perf_counter_diff")
 OPTIONAL = ("surrogate_error",)
@@ -27,6 +28,9 @@ class TraceStats:
     tuning_kept: bool
     arrays: dict[str, np.ndarray]
     """Stat name -> values as (selected chain, iteration)."""
+    histories: dict[Any, ChainHistory]
+    """Each selected chain's trainings and cost-gate decision, read from the trace (empty for
+    ``ACE`` and for traces of versions that did not record them)."""
 
     @property
     def iterations(self) -> np.ndarray:
@@ -61,6 +65,41 @@ def _group(trace: Any, name: str) -> Any:
         return None
 
 
+def checked_group(trace: Any) -> Any:
+    """The ``sample_stats`` group of what ``pm.sample`` returned (refusing anything else)."""
+    if not is_trace(trace):
+        raise TypeError(
+            "trace must be what pm.sample returned (an arviz.InferenceData on PyMC 5, an "
+            f"xarray.DataTree on PyMC 6), got {type(trace).__name__}."
+        )
+    draws = _group(trace, "sample_stats")
+    if draws is None:
+        raise ValueError("The trace has no sample_stats group: pass what pm.sample returned.")
+    return draws
+
+
+def read_histories(trace: Any, labels: list[Any] | None = None) -> dict[Any, ChainHistory]:
+    """Each chain's :class:`~surrogate_hmc.core.history.ChainHistory` from its last iteration.
+
+    Read from the draws, or from the tuning iterations when the trace has no draws. Empty when
+    the trace lacks the history stats (``ACE``).
+    """
+    groups = [_group(trace, "sample_stats"), _group(trace, "warmup_sample_stats")]
+    group = next(
+        (g for g in groups if g is not None and all(n in g for n in HISTORY_STATS)
+         and np.asarray(g["n_trainings"]).shape[1] > 0),
+        None,
+    )  # fmt: skip
+    if group is None:
+        return {}
+    all_labels = np.asarray(group["chain"]).tolist()
+    last = {name: np.asarray(group[name])[:, -1] for name in HISTORY_STATS}
+    return {
+        label: decode_history({name: v[all_labels.index(label)] for name, v in last.items()})
+        for label in (all_labels if labels is None else labels)
+    }
+
+
 def read_stats(trace: Any, chains: Any) -> TraceStats:
     """The stats the panels plot, of the chains asked for.
 
@@ -72,14 +111,7 @@ def read_stats(trace: Any, chains: Any) -> TraceStats:
         If it lacks the stats of ``SurrogateHMC`` and ``ACE``, or ``chains`` is not among its
         chains.
     """
-    if not is_trace(trace):
-        raise TypeError(
-            "trace must be what pm.sample returned (an arviz.InferenceData on PyMC 5, an "
-            f"xarray.DataTree on PyMC 6), got {type(trace).__name__}."
-        )
-    draws = _group(trace, "sample_stats")
-    if draws is None:
-        raise ValueError("The trace has no sample_stats group: pass what pm.sample returned.")
+    draws = checked_group(trace)
     missing = [name for name in REQUIRED if name not in draws]
     if missing:
         raise ValueError(
@@ -96,12 +128,14 @@ def read_stats(trace: Any, chains: Any) -> TraceStats:
         if tuning_kept and name in tuning:
             values = np.concatenate([np.asarray(tuning[name]), values], axis=1)
         arrays[name] = values[positions]
+    selected = [labels[i] for i in positions]
     return TraceStats(
-        labels=[labels[i] for i in positions],
+        labels=selected,
         last=labels[-1] if len(labels) - 1 in positions else None,
         n_tune=int(np.asarray(tuning["phase"]).shape[1]) if tuning_kept else 0,
         tuning_kept=tuning_kept,
         arrays=arrays,
+        histories=read_histories(trace, selected),
     )
 
 

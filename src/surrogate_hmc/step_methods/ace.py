@@ -15,7 +15,7 @@ from pymc.step_methods.hmc.quadpotential import QuadPotentialDiagAdapt
 from pymc.step_methods.state import dataclass_state
 
 from surrogate_hmc.core.surrogate import GBILogDensity
-from surrogate_hmc.core.validation import check_int, check_real
+from surrogate_hmc.core.validation import check_int, check_options, check_real
 from surrogate_hmc.estimator import CostEstimator
 from surrogate_hmc.simulation import SimulatorModel
 from surrogate_hmc.step_methods.kernel import STATS, KernelSettings, KernelState, SurrogateKernel
@@ -23,7 +23,7 @@ from surrogate_hmc.step_methods.model_functions import (
     constrained_parameters,
     exact_prior_logdensity,
 )
-from surrogate_hmc.step_methods.options import MASS_MATRIX_WINDOW
+from surrogate_hmc.step_methods.options import MASS_MATRIX_WINDOW, keyword_names
 from surrogate_hmc.step_methods.processes import INTERRUPTS, refuse_fork_after_jax
 from surrogate_hmc.step_methods.progress import PhaseProgressBar
 
@@ -120,7 +120,14 @@ class ACE(PhaseProgressBar, ArrayStepShared):
         max_energy_error: float = 1000.0,
         model=None,
         rng=None,
+        **unknown,
     ) -> None:
+        check_options("ACE", unknown, keyword_names(ACE.__init__) - {"self"})
+        if fit_kwargs is not None:
+            if not isinstance(fit_kwargs, dict):
+                raise TypeError(f"fit_kwargs must be a dict, got {type(fit_kwargs).__name__}.")
+            fit_options = keyword_names(CostEstimator.fit) - {"model", "n_simulations"}
+            check_options("ACE's fit_kwargs (for CostEstimator.fit)", fit_kwargs, fit_options)
         model = pm.modelcontext(model)
         beta = check_real("beta", beta, low=0.0, open_low=True)
         target_accept = check_real(
@@ -215,6 +222,7 @@ class ACE(PhaseProgressBar, ArrayStepShared):
         INTERRUPTS.raise_missed()
         perf_start, process_start = time.perf_counter(), time.process_time()
         if self.kernel_state is None:
+            refuse_fork_after_jax("ACE")
             step_size = INITIAL_STEP_SCALE / self._dim**0.25
             self.kernel_state = self._kernel.start(self._gbi_logdensity(), step_size=step_size)
         self.kernel_state, position, stats = self._kernel.step(
@@ -233,7 +241,6 @@ class ACE(PhaseProgressBar, ArrayStepShared):
 
     def _gbi_logdensity(self) -> GBILogDensity:
         if self._surrogate is None:
-            refuse_fork_after_jax("ACE's cost network")
             prior = exact_prior_logdensity(self._model, self.vars, self._variables)
             if prior is None:
                 raise ValueError(

@@ -63,6 +63,8 @@ class ChainState:
     """Tuning iteration after which NUTS's metric was first adapted to the chain's draws."""
     recent_draws: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=RECENT_DRAWS))
     """The last exact draws, for the exploration check."""
+    history_stats: tuple[tuple, dict[str, Any]] | None = None
+    """The history sample stats last reported, and the lifecycle fields they were made of."""
 
     def notice_metric(self, estimate: np.ndarray | None, iteration: int) -> bool:
         """Note the first iteration after which NUTS's metric moved; ``True`` just then.

@@ -17,7 +17,7 @@ from surrogate_hmc.core.compiled import draw_seed, surrogate_nuts, surrogate_tra
 from surrogate_hmc.core.delayed_acceptance import DAState, delayed_acceptance_transition
 from surrogate_hmc.core.metric import MetricAdaptation, laplace_inverse_mass
 from surrogate_hmc.core.surrogate import AbstractSurrogate
-from surrogate_hmc.core.transition import HMCState, static_hmc_transition
+from surrogate_hmc.core.transition import HMCState, draw_momentum, static_hmc_transition
 from surrogate_hmc.step_methods.pymc_internals import inverse_mass_diagonal
 
 __all__ = [
@@ -112,14 +112,6 @@ class KernelState:
     """The kernel's own dense metric (``None``: the diagonal of PyMC's adapted potential)."""
     metric: MetricAdaptation | None = None
     """Its windows while it adapts (tuning after the switch, NUTS trajectories)."""
-
-
-def _momentum(rng: np.random.Generator, inverse_mass: np.ndarray) -> np.ndarray:
-    """A momentum drawn from N(0, M) for the inverse mass matrix (dense or its diagonal)."""
-    noise = rng.normal(size=inverse_mass.shape[0])
-    if inverse_mass.ndim == 1:
-        return noise / np.sqrt(inverse_mass)
-    return np.linalg.solve(np.linalg.cholesky(inverse_mass).T, noise)
 
 
 class SurrogateKernel:
@@ -281,7 +273,7 @@ class SurrogateKernel:
         trajectory = self.compiled(state.surrogate)
         q = np.asarray(position, dtype=np.float64)
         for i in range(n_draws):
-            p = _momentum(rng, inverse_mass)
+            p = draw_momentum(rng, inverse_mass)
             n_steps = self._static_steps(state, rng, step_size)
             end, _ = trajectory(q, p, np.float64(step_size), inverse_mass, np.int32(n_steps))
             end = np.asarray(end)

@@ -35,6 +35,14 @@ class SurrogateCostWarning(UserWarning):
     """The surrogate works but the exact model is too cheap for it to pay off."""
 
 
+TIMING = (
+    "This decision rests on times measured on this machine, so the same random_seed can take "
+    "the other path (and give other draws) on a faster, slower or busier one; the trace's "
+    "cost_gate stat records it (shmc.decisions(idata)). cost_gate=False makes the draws depend "
+    "on the seed alone."
+)
+
+
 def too_short(tune: int, schedule) -> str:
     """No training fits in this run's tuning."""
     return (
@@ -109,6 +117,15 @@ def cannot_pay(verdict: CostVerdict, ledger: CostLedger) -> str:
             f"a surrogate iteration would take at least {1e3 * SURROGATE_CALL_SECONDS:.2f} ms "
             "(one compiled NUTS call, even if its exact logp cost nothing)"
         )
+    if verdict.setup_at_risk and verdict.speedup >= MIN_SPEEDUP_PER_DRAW:
+        return (
+            f"This run is too short to risk a surrogate, so this chain continues as plain NUTS: "
+            f"a surrogate iteration would be {verdict.speedup:.1f}x faster, but a training that "
+            f"failed (about {SURROGATE_SETUP_SECONDS:g} s) would cost more than "
+            f"{MAX_FAILURE_SHARE:.0%} of the plain NUTS run (about "
+            f"{verdict.plain_run_seconds:.1f} s), the most failures may cost. Longer runs (more "
+            f"tune or draws) may pass; cost_gate=False learns a surrogate anyway. {TIMING}"
+        )
     return (
         f"A surrogate cannot pay off in this run, so this chain continues as plain NUTS: an "
         f"exact NUTS iteration {takes} {1e3 * verdict.exact_iteration:.2f} ms (logp and gradient "
@@ -117,7 +134,7 @@ def cannot_pay(verdict: CostVerdict, ledger: CostLedger) -> str:
         f"{verdict.speedup:.1f}x per draw (at least {MIN_SPEEDUP_PER_DRAW:g}x needed), saving "
         f"about {verdict.saving:.1f} s over the {verdict.remaining} iterations left against "
         f"about {SURROGATE_SETUP_SECONDS:g} s to train one. To learn a surrogate anyway (to "
-        "save it with save_to and reuse it in many runs), pass cost_gate=False."
+        f"save it with save_to and reuse it in many runs), pass cost_gate=False. {TIMING}"
     )
 
 
@@ -143,10 +160,9 @@ def gave_up(
         f"{books.iterations} iterations after the next training and its pilot, times "
         f"{books.quality:.2g} for how far the last fit was from passing) and at most "
         f"{books.cap:.1f} s ({MAX_FAILURE_SHARE:.0%} of a plain NUTS run) that failures may "
-        "cost. So this chain stops training and continues as plain NUTS. This decision rests on "
-        "measured times, so the same random_seed can give other draws on another machine or "
-        "under another load. Try a larger network or a looser shmc.SwitchTest, or pass "
-        "cost_gate=False to learn a surrogate whatever it costs."
+        "cost. So this chain stops training and continues as plain NUTS. Try a larger network "
+        "or a looser shmc.SwitchTest, or pass cost_gate=False to learn a surrogate whatever it "
+        f"costs. {TIMING}"
     )
 
 

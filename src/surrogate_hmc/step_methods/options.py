@@ -1,11 +1,14 @@
 """``SurrogateHMC``'s constructor arguments, checked and resolved before any sampling."""
 
+import inspect
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pytensor
+from pymc.step_methods.hmc.nuts import NUTS
 from pymc.step_methods.hmc.quadpotential import QuadPotentialDiagAdapt
 from pymc.util import get_value_vars_from_user_vars
 from pymc.vartypes import continuous_types
@@ -23,6 +26,8 @@ __all__ = [
     "check_save_to",
     "continuous_value_vars",
     "given_surrogate",
+    "keyword_names",
+    "nuts_options",
     "resolve_trajectory",
     "start_from_given",
 ]
@@ -32,6 +37,37 @@ MIN_BUFFER_SIZE = 64
 MASS_MATRIX_WINDOW = 10
 """Adaptation window of the ``QuadPotentialDiagAdapt`` we build (PyMC's default): for a given
 surrogate's start, and for ACE's mass matrix."""
+
+
+NOT_PASSED_ON = frozenset({"self", "vars", "model", "initial_point", "shared", "logp_dlogp_func"})
+"""Keywords of NUTS that ``SurrogateHMC`` sets itself (or that would replace its functions)."""
+NOT_COMPILE_OPTIONS = frozenset({"inputs", "outputs", "updates", "givens"})
+"""Keywords of ``pytensor.function`` that would change the model's functions, not compile them."""
+
+
+def keyword_names(function) -> set[str]:
+    """The names ``function`` takes as keywords (not ``*args`` or ``**kwargs``)."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {p.name for p in inspect.signature(function).parameters.values() if p.kind in kinds}
+
+
+def nuts_options() -> set[str]:
+    """The keyword arguments ``SurrogateHMC`` passes on to PyMC's NUTS, for this PyMC.
+
+    The named parameters of the constructors of NUTS and its base classes, and the compile
+    options of ``pytensor.function`` (PyMC passes unknown keywords on to it).
+
+    Examples
+    --------
+    >>> {"max_treedepth", "Emax", "scaling", "step_scale", "mode"} <= nuts_options()
+    True
+    """
+    names = set()
+    for cls in NUTS.__mro__:
+        if "__init__" in vars(cls):
+            names |= keyword_names(vars(cls)["__init__"])
+    names |= keyword_names(pytensor.function) - NOT_COMPILE_OPTIONS
+    return names - NOT_PASSED_ON
 
 
 def given_surrogate(surrogate: Any) -> TrainedSurrogate | None:

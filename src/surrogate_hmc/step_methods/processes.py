@@ -3,7 +3,8 @@
 Two faults of the process a chain runs in, each turned into a defined outcome:
 
 - A worker forked (Linux's default start method) from a parent that had already run JAX hangs
-  at its first JAX call. :func:`refuse_fork_after_jax` raises a clear error there instead.
+  at its first JAX call. :func:`refuse_fork_after_jax` raises a clear error before the chain's
+  first iteration instead.
 - JAX runs Python code from the garbage collector; a Ctrl-C that lands there raises inside a
   callback, where Python prints "Exception ignored" and sampling goes on. :class:`Interrupts`
   remembers every Ctrl-C, so the chain's next step raises it where PyMC catches it and returns
@@ -37,15 +38,16 @@ def refuse_fork_after_jax(what: str) -> None:
     Whether the parent had started JAX is recorded at the fork itself (``os.register_at_fork``
     and ``jax._src.xla_bridge.backends_are_initialized``, checked on JAX 0.4.35 to 0.12), so a
     worker started by ``forkserver`` or ``spawn``, or one that starts JAX itself (for example
-    by unpickling a step that holds JAX arrays), is never refused. Call it just before the
-    first JAX call of a chain: until then a forked chain (exact NUTS) is fine.
+    by unpickling a step that holds JAX arrays), is never refused. The step methods call it
+    before a chain's first iteration, so the run fails in seconds, not after its tuning work.
     """
     if _FORKED_AFTER_JAX:
         raise RuntimeError(
             f"This chain's process was forked from one that had already run JAX, and JAX "
-            f"cannot run after such a fork ({what} would hang). Sample with "
-            "pm.sample(..., mp_ctx='forkserver') (or cores=1), or run your own JAX code in "
-            "another process."
+            f"hangs after such a fork, so {what} stops before the chain's first iteration. "
+            "Sample with pm.sample(..., mp_ctx='forkserver') (in a script, under "
+            "if __name__ == '__main__':), or with cores=1, or run your own JAX code in another "
+            "process."
         )
 
 

@@ -27,6 +27,7 @@ from surrogate_hmc.core.exploration import (
     tail_gap,
 )
 from surrogate_hmc.core.fitting import fit_surrogate, within_reach
+from surrogate_hmc.core.history import HISTORY_STATS, encode_history
 from surrogate_hmc.core.lifecycle import (
     Action,
     IterationStats,
@@ -39,7 +40,7 @@ from surrogate_hmc.core.surrogate import SurrogateKind
 from surrogate_hmc.core.trained import TrainedSurrogate
 from surrogate_hmc.core.training import TrainingConfig
 from surrogate_hmc.core.transition import HMCState
-from surrogate_hmc.core.validation import check_bool, check_instance
+from surrogate_hmc.core.validation import check_bool, check_instance, check_options
 from surrogate_hmc.step_methods import messages, options
 from surrogate_hmc.step_methods.chain import (
     DEFAULT_DRAWS,
@@ -176,12 +177,25 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
     proposal: 0 for a perfect surrogate; see "How it works" in the docs), and the cost counters
     ``n_exact_grad`` and ``n_exact_logp``: exact evaluations spent in the iteration.
 
+    Each chain's decisions so far travel with every draw, so they survive ``cores>1``:
+    ``n_trainings``, ``gate_decision`` (0 not asked, 1 learn, 2 stay NUTS, 3 gave up after
+    failures), and packed into bytes ``training_history`` (per training: rows trained on,
+    held-out error, pilot outcome; the latest 12) and ``cost_gate`` (what the cost gate
+    measured). :func:`shmc.decisions <surrogate_hmc.decisions>` reads them back, and
+    :func:`~surrogate_hmc.plot_diagnostics` draws them.
+
     When the exact model is so cheap that a surrogate draw is not clearly cheaper than an exact
     NUTS iteration, a :class:`SurrogateCostWarning` says so once, with the measured costs.
+    The cost gate decides from times measured as the chain runs, so the same ``random_seed``
+    can take the other path on a faster, slower or busier machine; its warning and the
+    ``cost_gate`` stat say so, and ``cost_gate=False`` makes the draws a function of the seed
+    alone.
 
     JAX objects are built lazily inside each chain's process, so ``cores>1`` works with Linux's
     default ``fork``. If your own code runs JAX before ``pm.sample``, pass
-    ``mp_ctx="forkserver"``.
+    ``mp_ctx="forkserver"``; a chain forked after JAX ran stops with a clear error before its
+    first iteration. ``forkserver`` starts the workers by importing your script, so in a script
+    the sampling must sit under ``if __name__ == "__main__":``.
 
     Examples
     --------
@@ -202,7 +216,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
 
     name = "surrogate_hmc"
     _state_class = SurrogateHMCState
-    stats_dtypes_shapes: ClassVar[dict[str, tuple[type, list | None]]] = STATS
+    stats_dtypes_shapes: ClassVar[dict[str, tuple[Any, list | None]]] = STATS | HISTORY_STATS
 
     def __init__(
         self,
@@ -226,6 +240,8 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         initial_point=None,
         **kwargs,
     ) -> None:
+        own = options.keyword_names(SurrogateHMC.__init__) - {"self"}
+        check_options("SurrogateHMC", kwargs, own | options.nuts_options())
         model = modelcontext(model)
         self._given = options.given_surrogate(surrogate)
         self.surrogate_kind: SurrogateKind = (
@@ -349,6 +365,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         )
         chain.exact.ledger.start_iteration()
         if not chain.started:
+            refuse_fork_after_jax("SurrogateHMC")
             chain.started = True
             q0 = self._jittered(q0) if self.jitter else q0
         q, stats = self._kernel_step(q0) if phase.code else self._exact_step(q0)
@@ -374,7 +391,16 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
             chain.life, action = self._lifecycle.update(chain.life, iteration, life_stats)
             while action is not Action.NONE:
                 action = self._act(action, iteration)
-        return q, [stats]
+        return q, [stats | self._history_stats()]
+
+    def _history_stats(self) -> dict[str, Any]:
+        """The chain's trainings and cost-gate decision so far, as sample stats."""
+        life, cached = self.chain.life, self.chain.history_stats
+        key = (life.records, life.cost, life.books)
+        if cached is None or any(a is not b for a, b in zip(cached[0], key, strict=True)):
+            cached = key, encode_history(life)
+            self.chain.history_stats = cached
+        return cached[1]
 
     def _jittered(self, q0: RaveledVars) -> RaveledVars:
         """``q0`` plus U(-1, 1) noise where the log-density is finite (else ``q0``)."""
@@ -542,7 +568,6 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         return judge(logp=logp)
 
     def _fit(self, action: Action, iteration: int) -> TrainingRecord:
-        refuse_fork_after_jax("training the surrogate")
         chain = self.chain
         if action is Action.USE_GIVEN:
             assert self._given is not None
