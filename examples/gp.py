@@ -113,6 +113,22 @@ def report_costs(label: str, idata, seconds: float) -> None:
     )
 
 
+def report_trainings(step: shmc.SurrogateHMC) -> None:
+    """One line per training of the last chain, or per pilot of a surrogate given to it."""
+    for record in step.training_history:
+        outcome = record.outcome
+        if record.pilot is not None and not record.switched:
+            outcome += f" ({record.pilot.reason})"
+        if record.given:  # nothing was trained: the saved surrogate was piloted
+            print(f"  saved surrogate piloted at iteration {record.iteration}: {outcome}")
+            continue
+        error = record.validation_error
+        print(
+            f"  training at iteration {record.iteration}: {record.n_points} points, "
+            f"validation error {'none' if error is None else f'{error:.3f}'}: {outcome}"
+        )
+
+
 def main(fast: bool = False, seed: int = 1) -> None:
     n, tune, draws, reuse_tune = (100, 200, 100, 100) if fast else (300, 1000, 1000, 300)
     X, y = simulate_data(n)
@@ -140,13 +156,7 @@ def main(fast: bool = False, seed: int = 1) -> None:
             first = pm.sample(step=step, tune=tune, random_seed=seed, **sample_kwargs)
             first_seconds = time.perf_counter() - start
         report_costs("First run (trains the surrogate)", first, first_seconds)
-        for record in step.training_history:
-            error = record.validation_error
-            print(
-                f"  training at iteration {record.iteration}: {record.n_points} points, "
-                f"validation error {'none' if error is None else f'{error:.3f}'}: "
-                f"{record.outcome}"
-            )
+        report_trainings(step)
 
         # Second run, another seed: the saved surrogate is piloted after a short exact phase
         # and, if it still fits the model, used right away (no training), with the step size
@@ -161,6 +171,7 @@ def main(fast: bool = False, seed: int = 1) -> None:
                 )
                 second_seconds = time.perf_counter() - start
             report_costs("Second run (reuses the saved surrogate)", second, second_seconds)
+            report_trainings(step)
         else:
             print("\nNo chain switched to the surrogate, so none was saved to reuse.")
 
