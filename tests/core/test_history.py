@@ -115,6 +115,6 @@ def test_a_given_surrogate_reads_as_given():
         Phase.SURROGATE, records=(TrainingRecord(50, 0, given=True, pilot=pilot),)
     )
     (record,) = decode_history(encode_history(state)).records
-    assert record.given and record.switched
+    assert record.given and record.switched and record.outcome == "given, switched"
     text = decode_history(encode_history(state)).describe()
     assert "given surrogate, piloted after iteration 50: " in text and "rows" not in text

@@ -148,7 +148,7 @@ class ChainHistory(NamedTuple):
                     f"{what} after iteration {record.iteration}: {record.n_points} rows, "
                     f"held-out error {error}, "
                 )
-            line += record.outcome
+            line += record.outcome.removeprefix("given, ")
             if record.pilot is not None and not record.switched:
                 line += f" ({record.pilot.reason})"
             lines.append(line)

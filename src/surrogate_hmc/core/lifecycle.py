@@ -263,10 +263,12 @@ class TrainingRecord:
         """A few words on what came of it (the diagnostics plot's legend)."""
         if self.refit:
             return "refitted" if self.passed_validation else "refit not kept"
+        if self.given:
+            if self.pilot is None:
+                return "given, pilot pending"
+            return "given, switched" if self.pilot.switched else "given, failed its pilot"
         if self.pilot is not None:
             return "switched" if self.pilot.switched else "failed its pilot"
-        if self.given:
-            return "given, pilot pending"
         if self.validation_error is None:
             return "too few points to train"
         if not self.passed_validation:
@@ -294,7 +296,8 @@ class TrainingRecord:
         if self.pilot is not None and not self.pilot.switched:
             outcome += f": {self.pilot.reason}"
         if self.given:
-            piloted = "pilot pending" if self.pilot is None else f"piloted: {outcome}"
+            outcome = outcome.removeprefix("given, ")
+            piloted = outcome if self.pilot is None else f"piloted: {outcome}"
             given = f"given surrogate, {piloted}"
             return f"TrainingRecord(iteration={self.iteration}, given=True, outcome={given!r})"
         error = "None" if self.validation_error is None else f"{self.validation_error:.3g}"

@@ -33,6 +33,8 @@ OUTCOME_MARKERS = {
     "refit not kept": ("^", "#d62728"),
     "failed its pilot": ("X", "#d62728"),
     "validation error too large": ("x", "#d62728"),
+    "given, switched": ("D", "#1b9e77"),
+    "given, failed its pilot": ("D", "#d62728"),
     "given, pilot pending": ("D", "black"),
     "pilot pending": ("d", "black"),
     "too few points to train": ("o", "#9e9e9e"),
