@@ -76,6 +76,20 @@ __all__ = ["SurrogateCostWarning", "SurrogateHMC", "SurrogateWarning"]
 
 REUSE_AFTER = 50
 """Exact iterations that take a chain to the posterior before a given surrogate is piloted."""
+
+
+def given_pilot_at(tune: int) -> int:
+    """The tuning iteration at which a given surrogate is piloted.
+
+    ``min(50, tune // 4)``, but never before the exploration check has its ``RECENT_DRAWS``
+    exact draws to compare with (a pilot that cannot be checked fails).
+
+    Examples
+    --------
+    >>> given_pilot_at(1000), given_pilot_at(100), given_pilot_at(20)
+    (50, 30, 30)
+    """
+    return min(REUSE_AFTER, max(RECENT_DRAWS, tune // 4))
 JITTER_TRIES = 11
 """Jittered starts tried before a chain starts unjittered (PyMC's ``jitter_max_retries + 1``)."""
 COST_GATE_LOGP_CALLS = 5
@@ -117,7 +131,8 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
     surrogate : {"logp", "gradient"}, TrainedSurrogate or path, default "logp"
         What the network learns, or a surrogate trained by an earlier run of the same model
         (a :class:`TrainedSurrogate` or the path it was saved to). A given surrogate is piloted
-        after ``min(50, tune // 4)`` exact iterations, skipping the training; if it fails
+        after ``min(50, max(30, tune // 4))`` exact iterations (30: what the exploration check
+        compares it with), skipping the training; if it fails
         the pilot, a new one is trained as usual (with this run's ``network`` and
         ``exact_prior``). Its step size and mass matrix start the adaptation unless
         ``scaling``, ``potential`` or ``step_scale`` are given.
@@ -314,7 +329,7 @@ class SurrogateHMC(PhaseProgressBar, NUTS):
         return Lifecycle(
             self.schedule.plan(tune, self.surrogate_kind),
             self.switch_test,
-            given_at=None if self._given is None else min(REUSE_AFTER, tune // 4),
+            given_at=None if self._given is None else given_pilot_at(tune),
             target_accept=self.target_accept,
             cost_gate=self.cost_gate,
         )
