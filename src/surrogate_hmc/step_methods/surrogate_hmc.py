@@ -90,6 +90,8 @@ def given_pilot_at(tune: int) -> int:
     (50, 30, 30)
     """
     return min(REUSE_AFTER, max(RECENT_DRAWS, tune // 4))
+
+
 JITTER_TRIES = 11
 """Jittered starts tried before a chain starts unjittered (PyMC's ``jitter_max_retries + 1``)."""
 COST_GATE_LOGP_CALLS = 5
