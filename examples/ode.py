@@ -105,15 +105,17 @@ def report_costs(idata, seconds: float) -> None:
 def main(fast: bool = False, seed: int = 1) -> None:
     tune, draws, chains = (200, 100, 1) if fast else (1000, 1000, 2)
     # The fast run caps NUTS's trees at 15 leapfrog steps, to spend fewer solves before the
-    # surrogate takes over (any pm.NUTS keyword passes through to SurrogateHMC).
-    nuts_kwargs = {"max_treedepth": 4} if fast else {}
+    # surrogate takes over (any pm.NUTS keyword passes through to SurrogateHMC). It is too
+    # short a run for the cost gate to risk a training: cost_gate=False learns one anyway, so
+    # that it runs the example.
+    options = {"max_treedepth": 4, "cost_gate": False} if fast else {}
     model = build_model(YEARS, simulate_data(YEARS))
     with model, warnings.catch_warnings():
         # PyTensor 3 (PyMC 6) runs pm.ode's SciPy solver as Python code, and asks pm.ode to
         # update how it defines its gradient: notes for PyMC's developers, not for this model.
         warnings.filterwarnings("ignore", "Numba will use object mode", UserWarning)
         warnings.filterwarnings("ignore", "DifferentialEquation should implement", FutureWarning)
-        step = shmc.SurrogateHMC(surrogate="logp", trajectory="nuts", **nuts_kwargs)
+        step = shmc.SurrogateHMC(surrogate="logp", trajectory="nuts", **options)
         start = time.perf_counter()
         idata = pm.sample(
             step=step,

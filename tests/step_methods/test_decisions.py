@@ -37,20 +37,21 @@ def sample(monkeypatch, scale: float, cost_gate: bool):
         step = shmc.SurrogateHMC(cost_gate=cost_gate, **SMALL)
         idata = pm.sample(step=step, tune=300, draws=200, chains=2, random_seed=7, **QUIET)
     monkeypatch.undo()
-    return idata, [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    said = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    return idata, said, step
 
 
 def test_without_the_gate_a_seed_fixes_the_draws_whatever_the_clock(monkeypatch):
-    slow, _ = sample(monkeypatch, SLOW_MACHINE, cost_gate=False)
-    fast, _ = sample(monkeypatch, FAST_MACHINE, cost_gate=False)
+    slow, *_ = sample(monkeypatch, SLOW_MACHINE, cost_gate=False)
+    fast, *_ = sample(monkeypatch, FAST_MACHINE, cost_gate=False)
     np.testing.assert_array_equal(posterior_array(slow, ["beta"]), posterior_array(fast, ["beta"]))
     for history in shmc.decisions(slow).values():
         assert history.decision is GateDecision.NOT_ASKED and history.n_trainings >= 1
 
 
 def test_with_the_gate_the_clock_can_change_the_path_and_the_trace_says_so(monkeypatch):
-    slow, slow_warnings = sample(monkeypatch, SLOW_MACHINE, cost_gate=True)
-    fast, fast_warnings = sample(monkeypatch, FAST_MACHINE, cost_gate=True)
+    slow, slow_warnings, _ = sample(monkeypatch, SLOW_MACHINE, cost_gate=True)
+    fast, fast_warnings, _ = sample(monkeypatch, FAST_MACHINE, cost_gate=True)
     assert not np.array_equal(posterior_array(slow, ["beta"]), posterior_array(fast, ["beta"]))
     for chain, history in shmc.decisions(slow).items():
         assert history.decision is GateDecision.LEARN, history.describe()
@@ -68,11 +69,16 @@ def test_with_the_gate_the_clock_can_change_the_path_and_the_trace_says_so(monke
 
 
 def test_a_gated_trace_explains_itself_in_the_diagnostics(monkeypatch):
-    fast, _ = sample(monkeypatch, FAST_MACHINE, cost_gate=True)
+    fast, _, step = sample(monkeypatch, FAST_MACHINE, cost_gate=True)
     figure = shmc.plot_diagnostics(fast, panels=["loss"])
     text = " ".join(t.get_text() for t in figure.axes[0].texts)
     assert "chain 0: the cost gate kept it plain NUTS" in text
     assert "chain 1: the cost gate kept it plain NUTS" in text
+    # With the step (cores=1): the real reason, not "cores>1".
+    figure = shmc.plot_diagnostics(fast, step, panels=["loss"])
+    text = " ".join(t.get_text() for t in figure.axes[0].texts)
+    assert "Nothing was trained on chain 1: the cost gate kept it plain NUTS." in text
+    assert "cores>1" not in text
     assert "exact iteration" in shmc.decisions(fast)[0].describe()
 
 
