@@ -22,6 +22,7 @@ from surrogate_hmc.core.persistence import (
     read_archive,
     write_archive,
 )
+from surrogate_hmc.core.trained import count_values, describe_variables
 from surrogate_hmc.core.training import TrainingConfig
 from surrogate_hmc.core.validation import check_int, check_real
 from surrogate_hmc.simulation import (
@@ -106,9 +107,9 @@ class CostEstimator:
         distance = str(self.distance.get("name")) + (f"({settings})" if settings else "")
         failed = f", n_failed={self.n_failed}" if self.n_failed else ""
         curves = {"train_losses": self.train_losses, "validation_losses": self.validation_losses}
-        losses = "".join(f", {k}=<{_count(len(v))}>" for k, v in curves.items() if len(v))
+        losses = "".join(f", {k}=<{count_values(len(v))}>" for k, v in curves.items() if len(v))
         return (
-            f"CostEstimator(variables={_describe(self.variables, 8)}, "
+            f"CostEstimator(variables={describe_variables(self.variables, 8)}, "
             f"data_shape={self.data_shape}, distance={distance}, iid_trials={self.iid_trials}, "
             f"network={self.network}, embedding_size={self.embedding_size}, "
             f"n_simulations={self.n_simulations}{failed}, "
@@ -261,9 +262,10 @@ class CostEstimator:
         """Raise a clear ``ValueError`` unless the model's parameters and data fit."""
         if simulator_model.variables != self.variables:
             raise ValueError(
-                f"The cost estimator was fit for the parameters {_describe(self.variables)}, "
-                f"but this model has {_describe(simulator_model.variables)}. Fit one for this "
-                "model with shmc.CostEstimator.fit(model)."
+                "The cost estimator was fit for the parameters "
+                f"{describe_variables(self.variables)}, but this model has "
+                f"{describe_variables(simulator_model.variables)}. Fit one for this model with "
+                "shmc.CostEstimator.fit(model)."
             )
         if simulator_model.observed.shape != self.data_shape:
             raise ValueError(
@@ -341,18 +343,6 @@ class CostEstimator:
 def _ravel_trailing(value, shape: tuple[int, ...]) -> np.ndarray:
     value = np.asarray(value, dtype=np.float64)
     return np.reshape(value, (*value.shape[: value.ndim - len(shape)], -1))
-
-
-def _describe(variables, most: int | None = None) -> str:
-    # The variables (the first `most` of them, and how many more there are).
-    shown = [f"{name} {tuple(shape)}" for name, shape in variables[:most]]
-    if len(shown) < len(variables):
-        shown.append(f"and {len(variables) - len(shown)} more")
-    return "[" + ", ".join(shown) + "]"
-
-
-def _count(n: int) -> str:
-    return f"{n} value" if n == 1 else f"{n} values"
 
 
 def _short(value) -> str:

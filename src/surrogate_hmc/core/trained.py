@@ -116,12 +116,13 @@ class TrainedSurrogate:
     def __repr__(self) -> str:
         """One line: what it is and the kernel settings, without the weights."""
         mass = self.inverse_mass
-        shown = f"dense {mass.shape}" if mass.ndim == 2 else f"diagonal, {_count(mass.size)}"
+        shown = f"dense {mass.shape}" if mass.ndim == 2 else f"diagonal, {count_values(mass.size)}"
+        variables = describe_variables(self.variables, 8)
         return (
-            f"TrainedSurrogate(kind={self.kind!r}, variables={_describe(self.variables, 8)}, "
+            f"TrainedSurrogate(kind={self.kind!r}, variables={variables}, "
             f"network={self.network}, exact_prior={self.exact_prior}, "
             f"step_size={self.step_size:.3g}, inverse_mass=<{shown}>, "
-            f"trajectory_lengths=<{_count(self.trajectory_lengths.size)}>)"
+            f"trajectory_lengths=<{count_values(self.trajectory_lengths.size)}>)"
         )
 
     @property
@@ -187,8 +188,9 @@ class TrainedSurrogate:
         given = _normalized(variables)
         if given != self.variables:
             raise ValueError(
-                f"The surrogate was trained on the variables {_describe(self.variables)} "
-                f"(dimension {self.dim}), but this sampler has {_describe(given)}. A surrogate "
+                f"The surrogate was trained on the variables "
+                f"{describe_variables(self.variables)} (dimension {self.dim}), but this sampler "
+                f"has {describe_variables(given)}. A surrogate "
                 "only fits the model it was trained on: pass the one saved for this model, or "
                 "train a new one with surrogate='logp' or 'gradient'."
             )
@@ -350,13 +352,14 @@ def _dim(variables: tuple[tuple[str, tuple[int, ...]], ...]) -> int:
     return int(sum(np.prod(shape, dtype=int) for _, shape in variables))
 
 
-def _describe(variables, most: int | None = None) -> str:
-    # The variables (the first `most` of them, and how many more there are).
-    shown = [f"{name} {shape}" for name, shape in variables[:most]]
+def describe_variables(variables, most: int | None = None) -> str:
+    """``[name shape, ...]`` of the first ``most`` variables, and how many more there are."""
+    shown = [f"{name} {tuple(shape)}" for name, shape in variables[:most]]
     if len(shown) < len(variables):
         shown.append(f"and {len(variables) - len(shown)} more")
     return "[" + ", ".join(shown) + "]"
 
 
-def _count(n: int) -> str:
+def count_values(n: int) -> str:
+    """``"1 value"`` or ``"n values"``."""
     return f"{n} value" if n == 1 else f"{n} values"
