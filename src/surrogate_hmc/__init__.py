@@ -17,6 +17,7 @@ from surrogate_hmc.core import (  # noqa: E402
 )
 from surrogate_hmc.diagnostics import decisions, plot_diagnostics  # noqa: E402
 from surrogate_hmc.estimator import CostEstimator  # noqa: E402
+from surrogate_hmc.sampling import sample  # noqa: E402
 from surrogate_hmc.simulation import SimulationWarning  # noqa: E402
 from surrogate_hmc.step_methods import (  # noqa: E402
     ACE,
@@ -42,4 +43,5 @@ __all__ = [
     "__version__",
     "decisions",
     "plot_diagnostics",
+    "sample",
 ]

@@ -1,0 +1,12 @@
+"""The sampling engine behind :func:`surrogate_hmc.sample`: every chain in one program.
+
+nutpie samples all chains exactly while the surrogate learns from their pooled draws; once one
+surrogate passes its pilot, a compiled delayed-acceptance NUTS kernel runs every chain at once.
+Nothing here imports PyMC: the engine samples a :class:`Target`, a JAX log-density of a flat
+vector.
+"""
+
+from surrogate_hmc.engine.run import EngineConfig, EngineResult, RunReport, run
+from surrogate_hmc.engine.target import Target
+
+__all__ = ["EngineConfig", "EngineResult", "RunReport", "Target", "run"]

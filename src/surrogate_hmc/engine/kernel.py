@@ -1,0 +1,189 @@
+"""Delayed-acceptance NUTS for all chains at once: pure JAX, in BlackJAX's ``init``/``step`` style.
+
+A step runs multinomial NUTS on the surrogate log-density ``s`` and corrects its proposal ``q'``
+with the exact log-density ``logp``: accepted with probability
+``min(1, exp([logp(q') - logp(q)] - [s(q') - s(q)]))``. NUTS is reversible with respect to
+``exp(s)``, so the composite is reversible with respect to ``exp(logp)`` (Christen & Fox, 2005)
+whatever the surrogate, at one exact log-density per step and chain. Chains are the leading axis
+of every array; the exact log-density is evaluated for all of them in one batched call.
+
+During tuning each chain adapts its step size by dual averaging on NUTS's acceptance on the
+surrogate; for the draws the step size and the metric are frozen, so the draws come from one
+fixed kernel that targets the exact posterior.
+"""
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+__all__ = ["DAInfo", "DAState", "TuningState", "init", "run_chunk", "start_tuning", "tuned_step_size"]
+
+LogDensity = Callable[[jax.Array], jax.Array]
+
+
+class DAState(NamedTuple):
+    """The chains' states: NUTS's state on the surrogate, and the exact log-density there."""
+
+    surrogate: Any
+    """BlackJAX's ``HMCState``: position, surrogate log-density and its gradient."""
+    logdensity: jax.Array
+    """Exact log-density at each chain's position."""
+
+    @property
+    def position(self) -> jax.Array:
+        """Positions, one row per chain."""
+        return self.surrogate.position
+
+
+class DAInfo(NamedTuple):
+    """What each chain's step did (one value per chain).
+
+    ``acceptance_rate``, ``n_steps``, ``tree_depth`` and ``diverging`` describe NUTS's tree on
+    the surrogate; ``second_stage_acceptance`` is the exact correction's acceptance probability
+    (1 when NUTS returned the current point, where nothing exact is needed).
+    """
+
+    acceptance_rate: jax.Array
+    second_stage_acceptance: jax.Array
+    is_accepted: jax.Array
+    diverging: jax.Array
+    n_steps: jax.Array
+    tree_depth: jax.Array
+    reached_max_treedepth: jax.Array
+    energy: jax.Array
+    step_size: jax.Array
+    model_logp: jax.Array
+    """Exact log-density at the chain's new position."""
+
+
+class TuningState(NamedTuple):
+    """The chains' states and their step sizes' dual-averaging states."""
+
+    chains: DAState
+    step_size: Any
+
+
+def init(positions: jax.Array, surrogate: LogDensity, exact: LogDensity) -> DAState:
+    """The chains' state at ``positions`` (one row per chain).
+
+    Examples
+    --------
+    >>> state = init(jnp.zeros((4, 2)), lambda q: -q @ q, lambda q: -0.5 * q @ q)
+    >>> state.position.shape, state.logdensity.tolist()
+    ((4, 2), [0.0, 0.0, 0.0, 0.0])
+    """
+    import blackjax
+
+    nuts_state = jax.vmap(lambda q: blackjax.nuts.init(q, surrogate))(positions)
+    return DAState(nuts_state, jax.vmap(exact)(positions))
+
+
+def _step(key, state, surrogate, exact, step_size, inverse_mass, max_tree_depth):
+    """One delayed-acceptance NUTS step of every chain (``step_size`` per chain)."""
+    import blackjax
+
+    kernel = blackjax.nuts.build_kernel()
+
+    def propose(key, nuts_state, eps):
+        return kernel(key, nuts_state, surrogate, eps, inverse_mass, max_tree_depth)
+
+    chains = state.logdensity.shape[0]
+    nuts_keys, accept_keys = jnp.split(jax.random.split(key, 2 * chains), 2)
+    proposal, info = jax.vmap(propose)(nuts_keys, state.surrogate, step_size)
+    exact_logdensity = jax.vmap(exact)(proposal.position)
+    moved = jnp.any(proposal.position != state.position, axis=1)
+    log_ratio = (exact_logdensity - state.logdensity) - (
+        proposal.logdensity - state.surrogate.logdensity
+    )
+    log_ratio = jnp.where(moved, jnp.nan_to_num(log_ratio, nan=-jnp.inf), 0.0)
+    second_stage = jnp.exp(jnp.minimum(log_ratio, 0.0))
+    uniform = jax.vmap(jax.random.uniform)(accept_keys)
+    accepted = moved & (jnp.log(uniform) < log_ratio)
+
+    def keep(new, old):
+        mask = accepted.reshape(accepted.shape + (1,) * (new.ndim - 1))
+        return jnp.where(mask, new, old)
+
+    surrogate_state = jax.tree.map(keep, proposal, state.surrogate)
+    new_state = DAState(surrogate_state, keep(exact_logdensity, state.logdensity))
+    step_info = DAInfo(
+        acceptance_rate=info.acceptance_rate,
+        second_stage_acceptance=second_stage,
+        is_accepted=accepted,
+        diverging=info.is_divergent,
+        n_steps=info.num_integration_steps,
+        tree_depth=info.num_trajectory_expansions,
+        reached_max_treedepth=info.num_trajectory_expansions >= max_tree_depth,
+        energy=-new_state.logdensity + _kinetic_energy(info.momentum, inverse_mass),
+        step_size=step_size,
+        model_logp=new_state.logdensity,
+    )
+    return new_state, step_info
+
+
+def _kinetic_energy(momentum: jax.Array, inverse_mass: jax.Array) -> jax.Array:
+    """``p^T M^{-1} p / 2`` of each chain's momentum (rows), for a dense or diagonal metric."""
+    velocity = momentum @ inverse_mass if inverse_mass.ndim == 2 else momentum * inverse_mass
+    return 0.5 * jnp.sum(velocity * momentum, axis=1)
+
+
+def step_size_adaptation(target_accept: float):
+    """Dual averaging of ``log(step size)`` on NUTS's acceptance (Hoffman & Gelman, 2014)."""
+    import blackjax
+
+    return blackjax.adaptation.step_size.dual_averaging_adaptation(target=target_accept)
+
+
+@eqx.filter_jit
+def run_chunk(
+    key: jax.Array,
+    state: TuningState,
+    surrogate: LogDensity,
+    exact: LogDensity,
+    inverse_mass: jax.Array,
+    adapting: jax.Array,
+    n_steps: int,
+    target_accept: float,
+    max_tree_depth: int,
+) -> tuple[TuningState, jax.Array, DAInfo]:
+    """``n_steps`` steps of every chain; positions ``(steps, chains, dim)`` and their info.
+
+    While ``adapting`` (a boolean array, so that tuning and draws share one compiled program)
+    each chain adapts its step size by dual averaging, whose state is ``state.step_size``
+    (BlackJAX's); otherwise every chain keeps its tuned step size (dual averaging's averaged
+    iterate, :func:`tuned_step_size`) and the kernel is frozen.
+    """
+    _, update, final = step_size_adaptation(target_accept)
+
+    def one(carry, key):
+        chains, adaptation = carry
+        step_size = jnp.where(
+            adapting, jnp.exp(adaptation.log_step_size), jax.vmap(final)(adaptation)
+        )
+        chains, info = _step(key, chains, surrogate, exact, step_size, inverse_mass,
+                             max_tree_depth)  # fmt: skip
+        updated = jax.vmap(update)(adaptation, info.acceptance_rate)
+        adaptation = jax.tree.map(lambda new, old: jnp.where(adapting, new, old), updated,
+                                  adaptation)  # fmt: skip
+        return (chains, adaptation), (chains.position, info)
+
+    keys = jax.random.split(key, n_steps)
+    (chains, adaptation), (positions, info) = jax.lax.scan(
+        one, (state.chains, state.step_size), keys
+    )
+    return TuningState(chains, adaptation), positions, info
+
+
+def start_tuning(state: DAState, step_size: jax.Array, target_accept: float) -> TuningState:
+    """Begin adapting every chain's step size from ``step_size`` (one per chain)."""
+    init_adaptation, _, _ = step_size_adaptation(target_accept)
+    return TuningState(state, jax.vmap(init_adaptation)(step_size))
+
+
+def tuned_step_size(state: TuningState, target_accept: float) -> jax.Array:
+    """The step size each chain keeps for its draws: dual averaging's averaged iterate."""
+    _, _, final = step_size_adaptation(target_accept)
+    return jax.vmap(final)(state.step_size)

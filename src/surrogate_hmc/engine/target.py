@@ -1,0 +1,102 @@
+"""What the engine samples: a JAX log-density of one flat vector, and where its chains start."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+__all__ = ["Target"]
+
+JITTER = 1.0
+"""Chains start at the initial position plus uniform noise in ``[-JITTER, JITTER]`` per
+coordinate, as PyMC's ``jitter+adapt_diag`` does (unconstrained space)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A posterior as the engine sees it: a log-density of a flat float64 vector.
+
+    Parameters
+    ----------
+    logdensity
+        JAX-traceable map from a position of shape ``(dim,)`` to the log-density (up to a
+        constant).
+    initial_position
+        Where chains start, before jitter.
+    unravel
+        Maps a flat position back to the structure the user's function takes (for output).
+    jitter
+        Whether chains start at jittered copies of ``initial_position``.
+
+    Examples
+    --------
+    >>> target = Target.from_logdensity(lambda p: -0.5 * jnp.sum(p["x"] ** 2), {"x": jnp.zeros(3)})
+    >>> target.dim, float(target.logdensity(jnp.ones(3)))
+    (3, -1.5)
+    """
+
+    logdensity: Callable[[jax.Array], jax.Array]
+    initial_position: np.ndarray
+    unravel: Callable[[jax.Array], Any] = field(default=lambda flat: flat)
+    jitter: bool = True
+
+    def __post_init__(self) -> None:
+        position = np.asarray(self.initial_position, dtype=np.float64)
+        if position.ndim != 1 or position.size == 0:
+            raise ValueError(
+                "The initial position must hold at least one value; got shape "
+                f"{position.shape}."
+            )
+        if not np.all(np.isfinite(position)):
+            raise ValueError("The initial position has non-finite values: give a finite one.")
+        object.__setattr__(self, "initial_position", position)
+
+    @property
+    def dim(self) -> int:
+        """Length of a flat position."""
+        return self.initial_position.size
+
+    @classmethod
+    def from_logdensity(cls, logdensity_fn: Callable[[Any], jax.Array], initial_position: Any):
+        """A target from a log-density of any JAX pytree, flattened with ``ravel_pytree``."""
+        flat, unravel = ravel_pytree(jax.tree.map(jnp.asarray, initial_position))
+        flat = np.asarray(flat, dtype=np.float64)
+
+        def logdensity(position: jax.Array) -> jax.Array:
+            return jnp.asarray(logdensity_fn(unravel(position)), dtype=jnp.float64).reshape(())
+
+        return cls(logdensity, flat, unravel)
+
+    def initial_positions(self, chains: int, rng: np.random.Generator) -> np.ndarray:
+        """Jittered starts ``(chains, dim)`` with a finite log-density and gradient.
+
+        A jittered start whose log-density or gradient is not finite is drawn again (up to ten
+        times), then the unjittered position is used; an unjittered position that is not
+        finite is an error that says so.
+        """
+        value_and_grad = jax.jit(jax.value_and_grad(self.logdensity))
+
+        def finite(position: np.ndarray) -> bool:
+            value, gradient = value_and_grad(position)
+            return bool(np.isfinite(value)) and bool(np.all(np.isfinite(gradient)))
+
+        if not finite(self.initial_position):
+            raise ValueError(
+                "The log-density or its gradient is not finite at the initial position "
+                f"({np.array2string(self.initial_position, threshold=8)}): give an initial "
+                "position inside the support, or check the model."
+            )
+        starts = []
+        for _ in range(chains):
+            start = self.initial_position
+            for _ in range(10 if self.jitter else 0):
+                candidate = self.initial_position + rng.uniform(-JITTER, JITTER, self.dim)
+                if finite(candidate):
+                    start = candidate
+                    break
+            starts.append(start)
+        return np.stack(starts)

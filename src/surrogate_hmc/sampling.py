@@ -1,0 +1,175 @@
+"""``shmc.sample``: every chain in one run, one shared surrogate, for PyMC models and JAX."""
+
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from surrogate_hmc.core.network import NetworkConfig
+from surrogate_hmc.core.schedule import SwitchTest
+from surrogate_hmc.core.training import TrainingConfig
+from surrogate_hmc.engine import EngineConfig, RunReport, Target, run
+
+__all__ = ["sample"]
+
+
+def sample(
+    logdensity_fn: Callable[[Any], jax.Array] | None = None,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    *,
+    initial_position: Any = None,
+    random_seed: int | None = None,
+    progressbar: bool = True,
+    initvals: dict | None = None,
+    var_names: Sequence[str] | None = None,
+    model=None,
+    target_accept: float = 0.8,
+    max_tree_depth: int = 10,
+    network: NetworkConfig | None = None,
+    training: TrainingConfig | None = None,
+    switch: SwitchTest | None = None,
+    first_training: int | None = None,
+    cost_gate: bool = True,
+):
+    """Sample all chains at once: nutpie while one shared surrogate learns, then the surrogate.
+
+    Every chain starts with nutpie's exact NUTS (low-rank metric adapted from draws and
+    gradients). When nutpie's measured cost says a surrogate can pay, one log-density
+    surrogate is trained on the pooled draws of all chains and piloted; if it passes, a compiled
+    delayed-acceptance NUTS kernel finishes the tuning and makes the draws of every chain at
+    once, at one exact log-density per draw and chain. Otherwise nutpie finishes the run, which
+    then costs what nutpie costs. Either way every draw comes from a kernel that targets the
+    exact posterior and is frozen for the draws.
+
+    Parameters
+    ----------
+    logdensity_fn
+        A JAX log-density of a pytree of parameters (then ``initial_position`` is required).
+        ``None`` samples the PyMC ``model`` (or the model in context).
+    draws, tune, chains, random_seed, progressbar, initvals, var_names, model
+        As for :func:`pymc.sample` (``initvals``: one dict for all chains, in the model's
+        variables; chains start at jittered copies of it).
+    initial_position
+        For ``logdensity_fn``: a pytree where chains start (jittered by up to 1 in every
+        coordinate when that keeps the log-density finite).
+    target_accept, max_tree_depth
+        NUTS's step-size target and most doublings.
+    network, training, switch, first_training, cost_gate
+        The surrogate's network, its training, its switch test, the iterations per chain
+        before its first training, and the cost gate (see
+        :class:`~surrogate_hmc.engine.EngineConfig`).
+
+    Returns
+    -------
+    InferenceData (PyMC 5 and plain JAX targets with ArviZ < 1) or DataTree
+        Posterior (a PyMC model's variables and deterministics, or the pytree's leaves),
+        sample stats named as :class:`~surrogate_hmc.SurrogateHMC`'s, and for PyMC models the
+        observed data. The attributes say what the run decided (``surrogate_decision``) and
+        where its time went (``seconds_*``).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> idata = sample(
+    ...     lambda p: -0.5 * jnp.sum(p["x"] ** 2), draws=200, tune=200, chains=2,
+    ...     initial_position={"x": jnp.zeros(3)}, random_seed=1, progressbar=False,
+    ... )
+    >>> idata["posterior"]["x"].shape
+    (2, 200, 3)
+    """
+    config = EngineConfig(
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        target_accept=target_accept,
+        max_tree_depth=max_tree_depth,
+        network=network or NetworkConfig(),
+        training=training or TrainingConfig(),
+        switch=switch or SwitchTest(),
+        first_training=first_training,
+        cost_gate=cost_gate,
+        progressbar=progressbar,
+    )
+    seed = int(np.random.SeedSequence(random_seed).generate_state(1)[0])
+    start = time.perf_counter()
+    if logdensity_fn is None:
+        return _sample_pymc(model, config, seed, initvals, var_names, start)
+    if not callable(logdensity_fn):
+        raise TypeError(
+            "shmc.sample takes a JAX log-density function (with initial_position) or, inside "
+            f"a PyMC model's context, no function; got {type(logdensity_fn).__name__}."
+        )
+    if initial_position is None:
+        raise ValueError(
+            "shmc.sample(logdensity_fn) needs initial_position: a pytree like the one "
+            "logdensity_fn takes, where the chains start."
+        )
+    target = Target.from_logdensity(logdensity_fn, initial_position)
+    result = run(target, config, seed)
+    return _jax_output(target, result.positions, result.stats, _attrs(result.report, start))
+
+
+def _sample_pymc(model, config, seed, initvals, var_names, start):
+    import pymc as pm
+
+    from surrogate_hmc.frontends.pymc_target import pymc_output, pymc_target
+
+    model = pm.modelcontext(model)
+    target = pymc_target(model, initvals, seed)
+    result = run(target, config, seed)
+    _warn_if_stayed_exact(result.report)
+    attrs = _attrs(result.report, start)
+    return pymc_output(model, target, result.positions, result.stats, var_names, attrs)
+
+
+def _warn_if_stayed_exact(report: RunReport) -> None:
+    if report.decision == "stayed exact: no surrogate passed":
+        from surrogate_hmc.step_methods.messages import SurrogateWarning
+
+        last = report.trainings[-1]
+        reason = last.pilot.reason if last.pilot is not None else last.outcome
+        warnings.warn(
+            f"No surrogate passed its tests ({reason}); nutpie made every draw, exactly.",
+            SurrogateWarning,
+            stacklevel=3,
+        )
+
+
+def _attrs(report: RunReport, start: float) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "inference_library": "surrogate_hmc",
+        "sampling_time": time.perf_counter() - start,
+        "surrogate_decision": report.decision,
+        "n_trainings": len(report.trainings),
+        "exact_gradients": report.exact_gradients,
+        "exact_logps": report.exact_logps,
+        "interrupted": int(report.interrupted),
+    }
+    if report.switched_at is not None:
+        attrs["switched_at"] = report.switched_at
+    attrs.update({f"seconds_{name}": value for name, value in report.seconds.items()})
+    return attrs
+
+
+def _jax_output(target: Target, positions: np.ndarray, stats, attrs):
+    import arviz as az
+
+    chains, draws, dim = positions.shape
+    unraveled = jax.vmap(target.unravel)(positions.reshape(chains * draws, dim))
+    leaves = jax.tree_util.tree_leaves_with_path(unraveled)
+    posterior = {}
+    for path, leaf in leaves:
+        name = ".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path) or "x"
+        posterior[name] = np.asarray(leaf).reshape(chains, draws, *np.shape(leaf)[1:])
+    if hasattr(az, "from_dict") and "data" in az.from_dict.__code__.co_varnames:
+        return az.from_dict(
+            data={"posterior": posterior, "sample_stats": stats},
+            sample_dims=["chain", "draw"],
+            attrs={"posterior": attrs, "sample_stats": attrs},
+        )
+    return az.from_dict(posterior=posterior, sample_stats=stats, attrs=attrs)
