@@ -111,6 +111,7 @@ def sample(
         )
     target = Target.from_logdensity(logdensity_fn, initial_position)
     result = run(target, config, seed)
+    _warn_if_stayed_exact(result.report)
     return _jax_output(target, result.positions, result.stats, _attrs(result.report, start))
 
 
@@ -172,4 +173,7 @@ def _jax_output(target: Target, positions: np.ndarray, stats, attrs):
             sample_dims=["chain", "draw"],
             attrs={"posterior": attrs, "sample_stats": attrs},
         )
-    return az.from_dict(posterior=posterior, sample_stats=stats, attrs=attrs)
+    idata = az.from_dict(posterior=posterior, sample_stats=stats)
+    idata.posterior.attrs.update(attrs)
+    idata.sample_stats.attrs.update(attrs)
+    return idata

@@ -7,10 +7,12 @@ every draw with its exact log-density and gradient, and then either lets it fini
 stays exact, and costs what nutpie costs) or stops it and hands the chains to the surrogate.
 """
 
+import contextlib
 import inspect
 import itertools
 import threading
 import time
+import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -224,7 +226,8 @@ class ExactSampler:
 
     def rows(self) -> ExactRows:
         """Every draw so far with its exact log-density and gradient (pause first)."""
-        trace = self._sampler.inspect()
+        with _quiet_arviz():
+            trace = self._sampler.inspect()
         groups = ["warmup_posterior", "posterior"]
         stats_groups = ["warmup_sample_stats", "sample_stats"]
         positions = np.concatenate(
@@ -251,11 +254,13 @@ class ExactSampler:
 
     def finish(self):
         """Wait for nutpie to finish and return its trace."""
-        return self._sampler.wait()
+        with _quiet_arviz():
+            return self._sampler.wait()
 
     def abort(self):
         """Stop nutpie and return its trace so far."""
-        return self._sampler.abort()
+        with _quiet_arviz():
+            return self._sampler.abort()
 
     def stop(self) -> None:
         """Stop nutpie and discard what it has not handed over."""
@@ -285,6 +290,15 @@ def nutpie_draws(trace: Any, draws: int) -> tuple[np.ndarray, dict[str, np.ndarr
         "n_exact_grad": n_steps,
         "n_exact_logp": np.zeros(n_steps.shape, dtype=np.int64),
     }
+
+
+@contextlib.contextmanager
+def _quiet_arviz():
+    """ArviZ (1.x, 0.x) warns about nutpie's traces with fewer draws than chains so far."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Found chain dimension to be longer")
+        warnings.filterwarnings("ignore", message=r"More chains \(\d+\) than draws")
+        yield
 
 
 def _low_rank(sample) -> dict[str, Any]:

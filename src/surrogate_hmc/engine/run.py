@@ -338,8 +338,9 @@ def run(target: Target, config: EngineConfig, seed: int) -> EngineResult:
         sampler.pause()
         rows = sampler.rows()
         done = int(rows.iteration.max()) + 1
-        if done > config.last_training_at:
-            report.decision = "stayed exact: run too short"
+        if done > config.last_training_at:  # nutpie ran past the last chance while we waited
+            if not report.trainings:
+                report.decision = "stayed exact: run too short"
             sampler.resume()
             break
         tic = time.perf_counter()

@@ -79,10 +79,15 @@ def pymc_output(
     )
     from pymc.util import get_default_varnames
 
-    if var_names is None:
-        outputs = get_default_varnames(model.unobserved_value_vars, include_transformed=False)
-    else:
-        outputs = [model[name] for name in var_names]
+    outputs = get_default_varnames(model.unobserved_value_vars, include_transformed=False)
+    if var_names is not None:
+        unknown = set(var_names) - {var.name for var in outputs}
+        if unknown:
+            raise ValueError(
+                f"var_names has {sorted(unknown)}, which the model's free variables and "
+                f"deterministics do not: {sorted(var.name for var in outputs)}."
+            )
+        outputs = [var for var in outputs if var.name in var_names]
     values = _jaxified(list(model.value_vars), outputs, "variables")
 
     def constrained(position):
@@ -121,6 +126,7 @@ def pymc_output(
         constant_data=constant,
         coords=coords,
         dims=dims,
-        attrs=attrs,
     )
+    idata.posterior.attrs.update(attrs)
+    idata.sample_stats.attrs.update(attrs)
     return idata

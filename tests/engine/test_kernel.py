@@ -1,0 +1,68 @@
+"""The engine's kernel for all chains: exact with a wrong surrogate, wrong without its correction."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from surrogate_hmc.engine import kernel
+from tests.helpers import assert_moments, moment_z_scores
+
+COVARIANCE = np.array([[1.0, 0.8, 0.0], [0.8, 1.0, 0.3], [0.0, 0.3, 2.0]])
+PRECISION = jnp.asarray(np.linalg.inv(COVARIANCE))
+MEAN = np.array([1.0, -2.0, 0.5])
+
+
+def exact(q):
+    d = q - MEAN
+    return -0.5 * d @ PRECISION @ d
+
+
+def biased(q):
+    """A surrogate 1.6 times too wide and off-centre by half a standard deviation."""
+    d = q - MEAN - 0.5
+    return -0.5 * d @ PRECISION @ d / 1.6
+
+
+def sample(surrogate, target, seed=0, chains=4, draws=2500):
+    key_tune, key_draws = jax.random.split(jax.random.key(seed))
+    state = kernel.init(jnp.tile(jnp.asarray(MEAN), (chains, 1)), surrogate, target)
+    state = kernel.start_tuning(state, jnp.full(chains, 0.5), 0.8)
+    inverse_mass = jnp.asarray(COVARIANCE)
+    state, _, _ = kernel.run_chunk(
+        key_tune, state, surrogate, target, inverse_mass, jnp.bool_(True), 300, 0.8, 10
+    )
+    frozen = kernel.tuned_step_size(state, 0.8)
+    state, positions, info = kernel.run_chunk(
+        key_draws, state, surrogate, target, inverse_mass, jnp.bool_(False), draws, 0.8, 10
+    )
+    assert np.all(np.asarray(info.step_size) == np.asarray(frozen)), "the draws' kernel moved"
+    return np.swapaxes(np.asarray(positions), 0, 1), info
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_biased_surrogate_is_exact_with_the_correction(seed):
+    draws, info = sample(biased, exact, seed)
+    assert 0.2 < float(np.mean(info.second_stage_acceptance)) < 0.99
+    assert_moments(draws, MEAN, np.diag(COVARIANCE))
+
+
+def test_negative_control_without_the_correction_the_test_fails():
+    """The same kernel, corrected by the surrogate itself (no exact model), is caught."""
+    draws, _ = sample(biased, biased)
+    z = moment_z_scores(draws, MEAN, np.diag(COVARIANCE))
+    assert np.max(np.abs(z)) > 10
+
+
+def test_a_perfect_surrogate_is_always_accepted():
+    _, info = sample(exact, exact, draws=200)
+    assert np.all(np.asarray(info.second_stage_acceptance) == 1.0)
+    assert np.all(np.asarray(info.model_logp) <= 0.0)
+
+
+def test_non_finite_exact_log_density_is_rejected():
+    def holed(q):
+        return jnp.where(q[0] > MEAN[0] + 1.0, jnp.nan, exact(q))
+
+    draws, _ = sample(exact, holed, draws=500)
+    assert np.all(draws[..., 0] <= MEAN[0] + 1.0)
