@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from surrogate_hmc.core.network import NetworkConfig
@@ -161,7 +162,7 @@ def _jax_output(target: Target, positions: np.ndarray, stats, attrs):
     import arviz as az
 
     chains, draws, dim = positions.shape
-    unraveled = jax.vmap(target.unravel)(positions.reshape(chains * draws, dim))
+    unraveled = jax.vmap(target.unravel)(jnp.asarray(positions.reshape(chains * draws, dim)))
     leaves = jax.tree_util.tree_leaves_with_path(unraveled)
     posterior = {}
     for path, leaf in leaves:

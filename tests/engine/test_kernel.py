@@ -1,4 +1,4 @@
-"""The engine's kernel for all chains: exact with a wrong surrogate, wrong without its correction."""
+"""The engine's kernel: exact with a wrong surrogate, visibly wrong without its correction."""
 
 import jax
 import jax.numpy as jnp
@@ -29,11 +29,11 @@ def sample(surrogate, target, seed=0, chains=4, draws=2500):
     state = kernel.init(jnp.tile(jnp.asarray(MEAN), (chains, 1)), surrogate, target)
     state = kernel.start_tuning(state, jnp.full(chains, 0.5), 0.8)
     inverse_mass = jnp.asarray(COVARIANCE)
-    state, _, _ = kernel.run_chunk(
+    state, _, _, _ = kernel.run_chunk(
         key_tune, state, surrogate, target, inverse_mass, jnp.bool_(True), 300, 0.8, 10
     )
     frozen = kernel.tuned_step_size(state, 0.8)
-    state, positions, info = kernel.run_chunk(
+    state, positions, _, info = kernel.run_chunk(
         key_draws, state, surrogate, target, inverse_mass, jnp.bool_(False), draws, 0.8, 10
     )
     assert np.all(np.asarray(info.step_size) == np.asarray(frozen)), "the draws' kernel moved"

@@ -76,9 +76,7 @@ def test_a_cheap_model_stays_with_nutpie_and_says_so():
 
 def test_a_surrogate_that_fails_its_pilot_leaves_the_run_to_nutpie():
     with pytest.warns(shmc.SurrogateWarning, match="No surrogate passed"):
-        idata = run_gaussian(
-            COVARIANCE, seed=3, draws=300, switch=SwitchTest(min_second_stage=1.0)
-        )
+        idata = run_gaussian(COVARIANCE, seed=3, draws=300, switch=SwitchTest(min_second_stage=1.0))
     attrs = idata["posterior"].attrs
     assert attrs["surrogate_decision"] == "stayed exact: no surrogate passed"
     assert attrs["n_trainings"] >= 1
@@ -102,9 +100,7 @@ def conjugate_regression():
 def test_a_pymc_model_gives_pm_sample_output_and_its_exact_posterior():
     model, mean, covariance = conjugate_regression()
     with model:
-        idata = shmc.sample(
-            draws=1000, tune=500, random_seed=4, progressbar=False, cost_gate=False
-        )
+        idata = shmc.sample(draws=1000, tune=500, random_seed=4, progressbar=False, cost_gate=False)
     assert idata["posterior"].attrs["surrogate_decision"] == "switched"
     assert idata["posterior"]["b"].dims == ("chain", "draw", "feature")
     assert "b_sum" in idata["posterior"]
@@ -132,7 +128,7 @@ def test_var_names_and_a_constrained_variable():
 def test_discrete_variables_are_refused_with_what_to_do():
     with pm.Model():
         pm.Poisson("k", 3.0)
-        with pytest.raises(ValueError, match="continuous variables only.*pm.Metropolis"):
+        with pytest.raises(ValueError, match=r"continuous variables only.*pm\.Metropolis"):
             shmc.sample(draws=10, tune=10, progressbar=False)
 
 

@@ -1,17 +1,19 @@
-"""One run of the engine: exact chains until the surrogate can take over, then the surrogate.
+"""One run of the engine: exact NUTS on every chain until one surrogate can take over.
 
-1. nutpie samples every chain with its low-rank metric (:mod:`surrogate_hmc.engine.exact`);
-2. when each chain has made ``first_training`` iterations and nutpie's measured cost says a
-   surrogate could pay, nutpie is paused and **one** log-density surrogate is trained on the
-   pooled draws of all chains (log-density and gradient at each);
-3. a pilot runs the surrogate kernel of every chain for a few iterations; when its exact
-   correction accepts, its draws spread as the exact ones do, its tails do not fall too fast and
-   it is measured cheaper than nutpie, nutpie is stopped and the compiled surrogate kernel
-   (:mod:`surrogate_hmc.engine.kernel`) finishes the tuning and makes the draws;
-4. otherwise nutpie resumes and the surrogate is retrained on twice the draws, until tuning has
-   too little left; then nutpie finishes the run, which is then nutpie's, exactly.
+1. When one exact log-density and gradient is so cheap that no surrogate could pay for its
+   setup, nutpie makes the whole run (:mod:`surrogate_hmc.engine.exact`).
+2. Otherwise exact NUTS runs every chain in one compiled program, with one batched exact
+   log-density and gradient per leapfrog step, adapting each chain's step size and a metric
+   pooled over all chains; every draw's log-density and gradient is kept.
+3. After ``first_training`` iterations, if the measured cost still says a surrogate can pay,
+   **one** log-density surrogate is trained on the pooled draws of all chains, and a pilot runs
+   the delayed-acceptance kernel (:mod:`surrogate_hmc.engine.kernel`) on every chain. When its
+   exact correction accepts, its draws spread as the exact ones do, its tails do not fall too
+   fast and it is measured cheaper, it finishes the tuning and makes the draws.
+4. Otherwise exact NUTS goes on, and the surrogate is retrained on twice the draws, until
+   tuning has too little left; exact NUTS then makes the draws.
 
-Both paths target the exact posterior with a kernel frozen for the draws.
+Every path targets the exact posterior with a kernel frozen for the draws.
 """
 
 import dataclasses
@@ -35,25 +37,50 @@ from surrogate_hmc.core.schedule import SwitchTest
 from surrogate_hmc.core.training import TrainingConfig
 from surrogate_hmc.core.validation import check_bool, check_instance, check_int, check_real
 from surrogate_hmc.engine import kernel
-from surrogate_hmc.engine.exact import ExactRows, ExactSampler, nutpie_draws
+from surrogate_hmc.engine.exact import nutpie_run
 from surrogate_hmc.engine.target import Target
 
 __all__ = ["EngineConfig", "EngineResult", "RunReport", "run"]
 
 CHUNK = 10
-"""Surrogate iterations per compiled call: the grain of the progress bar and of Ctrl-C."""
+"""Iterations per compiled call: the grain of the metric windows, the progress and Ctrl-C."""
 MIN_SURROGATE_TUNING = 50
 """Tuning iterations the surrogate kernel needs after its pilot to adapt its step size."""
 MIN_MEASURED_SPEEDUP = 1.25
 """After the pilot, a surrogate iteration divided by its second-stage acceptance must be this
-many times cheaper than nutpie's iteration, as measured, for the surrogate to take over."""
+many times cheaper than an exact iteration, as measured, for the surrogate to take over."""
 BUFFER_CAPACITY = 4096
 """Most pooled exact draws a training sees (the most recent)."""
 MAX_TRAININGS = 3
-"""Trainings before the run settles for nutpie."""
+"""Trainings before the run settles for exact NUTS."""
 SETUP_SECONDS = 15.0
 """What a first surrogate costs before it can pay back: its training (~4 s) and the
 compilation of the surrogate kernel (~10 s) on the benchmark machine, with a cold cache."""
+EXPECTED_TREE_STEPS = 5
+"""Leapfrog steps of a typical exact iteration under an adapted metric (nutpie's low-rank
+takes 4 to 7 on the benchmark models): how the engine prices a run before it has made one."""
+INITIAL_STEP_SIZE = 0.1
+"""Every chain's first step size, before dual averaging adapts it."""
+FIRST_WINDOW = 30
+"""Iterations before the first metric update; each later window is twice the last."""
+INITIAL_METRIC_VARIANCE = 1e-3
+"""Stan's regularization of a diagonal metric from few draws: toward this variance."""
+
+
+class ExactRows(NamedTuple):
+    """The exact draws so far, pooled over chains, ordered by iteration, then chain.
+
+    ``last`` holds each chain's latest position (``(chains, dim)``) and ``step_size`` its
+    latest step size.
+    """
+
+    positions: np.ndarray
+    logps: np.ndarray
+    gradients: np.ndarray
+    chain: np.ndarray
+    iteration: np.ndarray
+    last: np.ndarray
+    step_size: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -215,13 +242,13 @@ def _train(rows: ExactRows, config: EngineConfig, key: jax.Array, iteration: int
 def _pilot(key, surrogate, exact, rows: ExactRows, inverse_mass, config: EngineConfig) -> _Pilot:
     """Run every chain's surrogate kernel from nutpie's last draws; judge it, and time it."""
     start = time.perf_counter()
-    state = kernel.init(jnp.asarray(rows.last), surrogate.logdensity, exact)
-    state = kernel.start_tuning(state, jnp.asarray(rows.step_size), config.target_accept)
+    chains = kernel.init(jnp.asarray(rows.last), surrogate.logdensity, exact)
+    state = kernel.start_tuning(chains, jnp.asarray(rows.step_size), config.target_accept)
     chunks = max(2, -(-config.switch.pilot_iterations // CHUNK))
     positions, second_stage, accept, chunk_seconds = [], [], [], []
     for chunk_key in jax.random.split(key, chunks):
         tic = time.perf_counter()
-        state, chunk, info = kernel.run_chunk(
+        state, chunk, _, info = kernel.run_chunk(
             chunk_key, state, surrogate.logdensity, exact, inverse_mass, jnp.bool_(True), CHUNK,
             config.target_accept, config.max_tree_depth,
         )  # fmt: skip
@@ -251,29 +278,9 @@ def _pilot(key, surrogate, exact, rows: ExactRows, inverse_mass, config: EngineC
     return _Pilot(state, record, seconds_per_iteration, second)
 
 
-def _surrogate_stats(info: kernel.DAInfo) -> dict[str, np.ndarray]:
-    """Per-draw stats ``(chains, draws)`` from the kernel's ``(draws, chains)`` info."""
-    as_numpy = {name: np.asarray(value).T for name, value in info._asdict().items()}
-    n_steps = as_numpy["n_steps"].astype(np.int64)
-    return {
-        "phase": np.ones(n_steps.shape, dtype=np.int64),
-        "acceptance_rate": as_numpy["acceptance_rate"],
-        "second_stage_acceptance": as_numpy["second_stage_acceptance"],
-        "diverging": as_numpy["diverging"].astype(bool),
-        "energy": as_numpy["energy"],
-        "step_size": as_numpy["step_size"],
-        "n_steps": n_steps,
-        "tree_depth": as_numpy["tree_depth"].astype(np.int64),
-        "reached_max_treedepth": as_numpy["reached_max_treedepth"].astype(bool),
-        "model_logp": as_numpy["model_logp"],
-        "n_exact_grad": np.zeros(n_steps.shape, dtype=np.int64),
-        "n_exact_logp": np.ones(n_steps.shape, dtype=np.int64),
-    }
-
-
-def _batched_logp_seconds(exact, positions: np.ndarray) -> float:
-    """Wall time of one exact log-density of every chain at once (compiled, median of 5)."""
-    batched = jax.jit(jax.vmap(exact))
+def _batched_seconds(function, positions: np.ndarray) -> float:
+    """Wall time of ``function`` of every chain at once (compiled, median of 5)."""
+    batched = jax.jit(jax.vmap(function))
     jax.block_until_ready(batched(positions))
     times = []
     for _ in range(5):
@@ -283,142 +290,123 @@ def _batched_logp_seconds(exact, positions: np.ndarray) -> float:
     return float(np.median(times))
 
 
-def _gate_says_train(report: RunReport, exact_iteration, logp_seconds, done, config) -> bool:
-    """Whether nutpie's measured cost leaves room for a surrogate to pay (sets the verdict)."""
-    if not config.cost_gate or exact_iteration is None:
-        return True
-    total = config.tune + config.draws
-    verdict = judge_cost(
-        exact_iteration=exact_iteration,
-        logp=logp_seconds,
-        remaining=total - done,
-        run_iterations=total,
+def _affordable(verdict: CostVerdict) -> bool:
+    """A surrogate pays, saves more than its setup, and a failed setup fits in the cap."""
+    return (
+        verdict.pays
+        and verdict.saving > SETUP_SECONDS
+        and SETUP_SECONDS <= MAX_FAILURE_SHARE * verdict.plain_run_seconds
     )
-    report.cost = verdict
-    affordable = SETUP_SECONDS <= MAX_FAILURE_SHARE * verdict.plain_run_seconds
-    return verdict.pays and verdict.saving > SETUP_SECONDS and affordable
 
 
-def run(target: Target, config: EngineConfig, seed: int) -> EngineResult:
-    """Sample ``target`` as ``config`` says; the draws of all chains and what it cost.
+def _window_ends(tune: int) -> list[int]:
+    """Iterations after which the metric is re-estimated: 30, 90, 210, ...
 
-    Examples
-    --------
-    >>> target = Target.from_logdensity(lambda x: -0.5 * jnp.sum(x**2), jnp.zeros(2))
-    >>> result = run(target, EngineConfig(draws=100, tune=100, chains=2, progressbar=False), 1)
-    >>> result.positions.shape, result.report.decision
-    ((2, 100, 2), 'stayed exact: run too short')
+    Each window is twice the last, while tuning has at least :data:`MIN_SURROGATE_TUNING`
+    iterations left to adapt the step size to the new metric.
     """
-    rng = np.random.default_rng(seed)
-    key = jax.random.key(rng.integers(2**31))
-    report = RunReport()
-    starts = target.initial_positions(config.chains, rng)
-    exact = target.logdensity
-    start = time.perf_counter()
-    sampler = ExactSampler(
-        target,
-        starts,
-        tune=config.tune,
-        draws=config.draws,
-        seed=int(rng.integers(2**31)),
-        target_accept=config.target_accept,
-        max_tree_depth=config.max_tree_depth,
-        progressbar=config.progressbar,
+    ends, end, width = [], FIRST_WINDOW, FIRST_WINDOW
+    while end <= tune - MIN_SURROGATE_TUNING:
+        ends.append(end)
+        width *= 2
+        end += width
+    return ends
+
+
+def _exact_metric(positions: np.ndarray) -> np.ndarray:
+    """The exact phase's inverse metric from a window's pooled draws ``(n, dim)``.
+
+    Diagonal while the draws are few (Stan's regularization), dense and shrunk toward that
+    diagonal once there are ten per dimension.
+    """
+    n, dim = positions.shape
+    variance = (n / (n + 5.0)) * np.var(positions, axis=0) + 5.0 * INITIAL_METRIC_VARIANCE / (
+        n + 5.0
     )
-    training_at = config.first_training_at
-    handover = None
-    logp_seconds = _batched_logp_seconds(exact, starts)
-    while len(report.trainings) < MAX_TRAININGS and training_at <= config.last_training_at:
-        if not sampler.wait_for(training_at):
-            break
-        exact_iteration = sampler.seconds_per_iteration()
-        if not _gate_says_train(report, exact_iteration, logp_seconds, training_at, config):
-            report.decision = "stayed exact: surrogate would not pay"
-            break
-        sampler.pause()
-        rows = sampler.rows()
-        done = int(rows.iteration.max()) + 1
-        if done > config.last_training_at:  # nutpie ran past the last chance while we waited
-            if not report.trainings:
-                report.decision = "stayed exact: run too short"
-            sampler.resume()
-            break
-        tic = time.perf_counter()
-        key, train_key, pilot_key = jax.random.split(key, 3)
-        surrogate, record = _train(rows, config, train_key, done)
-        report.seconds["training"] = report.seconds.get("training", 0.0) + (
-            time.perf_counter() - tic
+    if n < 10 * dim:
+        return variance
+    return regularized_covariance(positions, np.diag(variance))
+
+
+class _ExactChains:
+    """Exact NUTS on every chain, tuning in windows, keeping every draw for training."""
+
+    def __init__(self, exact, starts: np.ndarray, config: EngineConfig) -> None:
+        self.exact = exact
+        self.config = config
+        chains = kernel.init_exact(jnp.asarray(starts), exact)
+        self.state = kernel.start_tuning(
+            chains, jnp.full(len(starts), INITIAL_STEP_SIZE), config.target_accept
         )
-        report.trainings.append(record)
-        report.decision = "stayed exact: no surrogate passed"
-        if surrogate is not None and record.passed_validation:
-            inverse_mass = jnp.asarray(_covariance(rows))
-            pilot = _pilot(pilot_key, surrogate, exact, rows, inverse_mass, config)
-            report.seconds["pilot"] = report.seconds.get("pilot", 0.0) + pilot.record.seconds
-            cheaper = (
-                not config.cost_gate
-                or exact_iteration is None
-                or pilot.seconds_per_iteration / max(pilot.second_stage, 0.1)
-                * MIN_MEASURED_SPEEDUP < exact_iteration
-            )  # fmt: skip
-            passed = pilot.record.switched
-            report.trainings[-1] = dataclasses.replace(
-                record, pilot=dataclasses.replace(pilot.record, switched=passed and cheaper)
+        self.inverse_mass = jnp.ones(starts.shape[1])
+        self.positions: list[np.ndarray] = []
+        self.logps: list[np.ndarray] = []
+        self.gradients: list[np.ndarray] = []
+        self.seconds: list[float] = []
+        self.gradient_evaluations = len(starts)
+        self.iteration = 0
+        self.window_start = 0
+        self.window_ends = _window_ends(config.tune)
+
+    def tune(self, key: jax.Array) -> None:
+        """:data:`CHUNK` tuning iterations of every chain; the metric moves at window ends."""
+        tic = time.perf_counter()
+        self.state, positions, gradients, info = kernel.run_chunk(
+            key, self.state, None, self.exact, self.inverse_mass, jnp.bool_(True), CHUNK,
+            self.config.target_accept, self.config.max_tree_depth,
+        )  # fmt: skip
+        self.positions.append(np.asarray(positions))
+        self.logps.append(np.asarray(info.model_logp))
+        self.gradients.append(np.asarray(gradients))
+        self.seconds.append(time.perf_counter() - tic)
+        self.gradient_evaluations += int(np.sum(info.n_steps))
+        self.iteration += CHUNK
+        if self.iteration in self.window_ends:
+            window = np.concatenate(self.positions)[self.window_start :]
+            self.inverse_mass = jnp.asarray(_exact_metric(window.reshape(-1, window.shape[-1])))
+            self.window_start = self.iteration
+            step_size = jnp.exp(self.state.step_size.log_step_size)
+            self.state = kernel.start_tuning(
+                self.state.chains, step_size, self.config.target_accept
             )
-            if passed and cheaper:
-                handover = (surrogate, pilot, inverse_mass, done)
-                break
-            if passed:
-                report.decision = "stayed exact: surrogate would not pay"
-                sampler.resume()
-                break
-        sampler.resume()
-        training_at = 2 * training_at
-    if handover is None:
-        try:
-            positions, stats = nutpie_draws(sampler.finish(), config.draws)
-        except KeyboardInterrupt:
-            report.interrupted = True
-            warnings.warn("Sampling was interrupted: the draws made so far are returned.",
-                          stacklevel=2)  # fmt: skip
-            positions, stats = nutpie_draws(sampler.abort(), config.draws)
-        report.exact_gradients = sampler.gradient_evaluations()
-        report.seconds["exact"] = time.perf_counter() - start - sum(report.seconds.values())
-        return EngineResult(positions, stats, report, None)
-    sampler.stop()
-    report.exact_gradients = sampler.gradient_evaluations()
-    surrogate, pilot, inverse_mass, done = handover
-    report.decision = "switched"
-    report.switched_at = done
-    report.seconds["exact"] = time.perf_counter() - start - sum(report.seconds.values())
-    tic = time.perf_counter()
-    positions, stats, report.interrupted = _surrogate_phase(
-        key, surrogate, exact, pilot, inverse_mass, config, done
-    )
-    report.seconds["surrogate"] = time.perf_counter() - tic
-    report.exact_logps = int(stats["n_exact_logp"].sum()) + config.chains * (
-        config.tune - done
-    )
-    return EngineResult(positions, stats, report, surrogate)
+
+    def seconds_per_iteration(self) -> float:
+        """Median wall time of a recent iteration of all chains (compilation left out)."""
+        recent = self.seconds[1:][-5:] or self.seconds
+        return float(np.median(recent)) / CHUNK
+
+    def rows(self) -> ExactRows:
+        """Every exact draw so far, pooled."""
+        positions = np.concatenate(self.positions)
+        steps, chains, dim = positions.shape
+        return ExactRows(
+            positions.reshape(-1, dim),
+            np.concatenate(self.logps).reshape(-1),
+            np.concatenate(self.gradients).reshape(-1, dim),
+            np.tile(np.arange(chains), steps),
+            np.repeat(np.arange(steps), chains),
+            positions[-1],
+            np.asarray(jnp.exp(self.state.step_size.log_step_size)),
+        )
+
+    def draws(self, key: jax.Array) -> tuple[np.ndarray, dict[str, np.ndarray], bool]:
+        """The draws of every chain with the tuned kernel, frozen."""
+        keys = jax.random.split(key, -(-self.config.draws // CHUNK))
+        return _frozen_draws(keys, self.state, None, self.exact, self.inverse_mass, self.config)
 
 
-def _surrogate_phase(key, surrogate, exact, pilot: _Pilot, inverse_mass, config, done):
-    """Finish tuning with the surrogate kernel, freeze it, and make the draws."""
-    tuning_left = max(config.tune - done - pilot.record.iterations, MIN_SURROGATE_TUNING // 2)
-    state = pilot.state
+def _frozen_draws(keys, state, surrogate, exact, inverse_mass, config):
+    """Draws ``(chains, draws, dim)`` with a frozen kernel, their stats, and an interruption.
+
+    Ctrl-C during the draws returns the draws made so far (and ``True``).
+    """
     positions, infos = [], []
     interrupted = False
-    tuning_key, draws_key = jax.random.split(key)
     try:
-        for chunk_key in jax.random.split(tuning_key, -(-tuning_left // CHUNK)):
-            state, _, _ = kernel.run_chunk(
-                chunk_key, state, surrogate.logdensity, exact, inverse_mass, jnp.bool_(True),
-                CHUNK, config.target_accept, config.max_tree_depth,
-            )  # fmt: skip
-        for chunk_key in jax.random.split(draws_key, -(-config.draws // CHUNK)):
-            state, chunk, info = kernel.run_chunk(
-                chunk_key, state, surrogate.logdensity, exact, inverse_mass, jnp.bool_(False),
-                CHUNK, config.target_accept, config.max_tree_depth,
+        for chunk_key in keys:
+            state, chunk, _, info = kernel.run_chunk(
+                chunk_key, state, surrogate, exact, inverse_mass, jnp.bool_(False), CHUNK,
+                config.target_accept, config.max_tree_depth,
             )  # fmt: skip
             positions.append(np.asarray(chunk))
             infos.append(info)
@@ -430,5 +418,155 @@ def _surrogate_phase(key, surrogate, exact, pilot: _Pilot, inverse_mass, config,
                       stacklevel=3)  # fmt: skip
     draws = np.swapaxes(np.concatenate(positions), 0, 1)[:, : config.draws]
     info = jax.tree.map(lambda *parts: np.concatenate(parts), *infos)
-    stats = {name: value[:, : config.draws] for name, value in _surrogate_stats(info).items()}
-    return draws, stats, interrupted
+    stats = _draw_stats(info, surrogate is not None)
+    return draws, {name: value[:, : config.draws] for name, value in stats.items()}, interrupted
+
+
+def _draw_stats(info: kernel.DAInfo, surrogate: bool) -> dict[str, np.ndarray]:
+    """Per-draw stats ``(chains, draws)`` from the kernel's ``(draws, chains)`` info."""
+    as_numpy = {name: np.asarray(value).T for name, value in info._asdict().items()}
+    n_steps = as_numpy["n_steps"].astype(np.int64)
+    ones = np.ones(n_steps.shape, dtype=np.int64)
+    return {
+        "phase": ones if surrogate else 0 * ones,
+        "acceptance_rate": as_numpy["acceptance_rate"],
+        "second_stage_acceptance": as_numpy["second_stage_acceptance"],
+        "diverging": as_numpy["diverging"].astype(bool),
+        "energy": as_numpy["energy"],
+        "step_size": as_numpy["step_size"],
+        "n_steps": n_steps,
+        "tree_depth": as_numpy["tree_depth"].astype(np.int64),
+        "reached_max_treedepth": as_numpy["reached_max_treedepth"].astype(bool),
+        "model_logp": as_numpy["model_logp"],
+        "n_exact_grad": 0 * ones if surrogate else n_steps,
+        "n_exact_logp": ones if surrogate else 0 * ones,
+    }
+
+
+def run(target: Target, config: EngineConfig, seed: int) -> EngineResult:
+    """Sample ``target`` as ``config`` says; the draws of all chains and what it cost.
+
+    Examples
+    --------
+    >>> target = Target.from_logdensity(lambda x: -0.5 * jnp.sum(x**2), jnp.zeros(2))
+    >>> result = run(target, EngineConfig(draws=100, tune=100, chains=2, progressbar=False), 1)
+    >>> result.positions.shape, result.report.decision
+    ((2, 100, 2), 'stayed exact: surrogate would not pay')
+    """
+    rng = np.random.default_rng(seed)
+    key = jax.random.key(rng.integers(2**31))
+    report = RunReport()
+    starts = target.initial_positions(config.chains, rng)
+    exact = target.logdensity
+    start = time.perf_counter()
+    total = config.tune + config.draws
+    logp_seconds = _batched_seconds(exact, starts)
+    if config.cost_gate:
+        grad_seconds = _batched_seconds(jax.value_and_grad(exact), starts)
+        report.cost = judge_cost(
+            exact_iteration=EXPECTED_TREE_STEPS * grad_seconds,
+            logp=logp_seconds,
+            remaining=total - config.first_training_at,
+            run_iterations=total,
+        )
+        if not _affordable(report.cost):
+            report.decision = "stayed exact: surrogate would not pay"
+            positions, stats, report.exact_gradients = nutpie_run(
+                target, starts, tune=config.tune, draws=config.draws,
+                seed=int(rng.integers(2**31)), target_accept=config.target_accept,
+                max_tree_depth=config.max_tree_depth, progressbar=config.progressbar,
+            )  # fmt: skip
+            report.seconds["exact"] = time.perf_counter() - start
+            return EngineResult(positions, stats, report, None)
+    exact_chains = _ExactChains(exact, starts, config)
+    training_at = config.first_training_at
+    tuning_keys = iter(jax.random.split(jax.random.fold_in(key, 0), total))
+    while exact_chains.iteration < config.tune:
+        exact_chains.tune(next(tuning_keys))
+        ready = (
+            exact_chains.iteration >= training_at
+            and exact_chains.iteration <= config.last_training_at
+            and len(report.trainings) < MAX_TRAININGS
+        )
+        if not ready:
+            continue
+        training_at *= 2
+        if config.cost_gate:
+            report.cost = judge_cost(
+                exact_iteration=exact_chains.seconds_per_iteration(),
+                logp=logp_seconds,
+                remaining=total - exact_chains.iteration,
+                run_iterations=total,
+            )
+            if not _affordable(report.cost):
+                report.decision = "stayed exact: surrogate would not pay"
+                training_at = config.tune + 1
+                continue
+        handover = _try_surrogate(
+            jax.random.fold_in(key, exact_chains.iteration), exact_chains, report, config
+        )
+        if handover is not None:
+            return _switch(key, handover, exact_chains, report, config, start)
+    report.seconds["exact"] = time.perf_counter() - start - sum(report.seconds.values())
+    tic = time.perf_counter()
+    positions, stats, report.interrupted = exact_chains.draws(jax.random.fold_in(key, 1))
+    report.seconds["exact"] += time.perf_counter() - tic
+    report.exact_gradients = exact_chains.gradient_evaluations + int(stats["n_steps"].sum())
+    return EngineResult(positions, stats, report, None)
+
+
+def _try_surrogate(key, exact_chains: _ExactChains, report: RunReport, config: EngineConfig):
+    """Train one surrogate on every chain's draws and pilot it.
+
+    Returns what the switch needs, or ``None`` (the training's record says why).
+    """
+    rows = exact_chains.rows()
+    train_key, pilot_key = jax.random.split(key)
+    tic = time.perf_counter()
+    surrogate, record = _train(rows, config, train_key, exact_chains.iteration)
+    report.seconds["training"] = report.seconds.get("training", 0.0) + (time.perf_counter() - tic)
+    report.trainings.append(record)
+    report.decision = "stayed exact: no surrogate passed"
+    if surrogate is None or not record.passed_validation:
+        return None
+    inverse_mass = jnp.asarray(_covariance(rows))
+    pilot = _pilot(pilot_key, surrogate, exact_chains.exact, rows, inverse_mass, config)
+    report.seconds["pilot"] = report.seconds.get("pilot", 0.0) + pilot.record.seconds
+    cheaper = (
+        not config.cost_gate
+        or pilot.seconds_per_iteration / max(pilot.second_stage, 0.1) * MIN_MEASURED_SPEEDUP
+        < exact_chains.seconds_per_iteration()
+    )
+    passed = pilot.record.switched
+    report.trainings[-1] = dataclasses.replace(
+        record, pilot=dataclasses.replace(pilot.record, switched=passed and cheaper)
+    )
+    if passed and not cheaper:
+        report.decision = "stayed exact: surrogate would not pay"
+    return (surrogate, pilot, inverse_mass) if passed and cheaper else None
+
+
+def _switch(key, handover, exact_chains: _ExactChains, report, config, start) -> EngineResult:
+    """The surrogate kernel finishes the tuning and makes the draws."""
+    surrogate, pilot, inverse_mass = handover
+    done = exact_chains.iteration
+    report.decision = "switched"
+    report.switched_at = done
+    report.exact_gradients = exact_chains.gradient_evaluations
+    report.seconds["exact"] = time.perf_counter() - start - sum(report.seconds.values())
+    tic = time.perf_counter()
+    tuning_left = max(config.tune - done - pilot.record.iterations, MIN_SURROGATE_TUNING // 2)
+    state = pilot.state
+    tuning_key, draws_key = jax.random.split(jax.random.fold_in(key, 2))
+    for chunk_key in jax.random.split(tuning_key, -(-tuning_left // CHUNK)):
+        state, _, _, _ = kernel.run_chunk(
+            chunk_key, state, surrogate.logdensity, exact_chains.exact, inverse_mass,
+            jnp.bool_(True), CHUNK, config.target_accept, config.max_tree_depth,
+        )  # fmt: skip
+    keys = jax.random.split(draws_key, -(-config.draws // CHUNK))
+    positions, stats, report.interrupted = _frozen_draws(
+        keys, state, surrogate.logdensity, exact_chains.exact, inverse_mass, config
+    )
+    report.seconds["surrogate"] = time.perf_counter() - tic
+    report.exact_logps = int(stats["n_exact_logp"].sum()) + config.chains * (config.tune - done)
+    return EngineResult(positions, stats, report, surrogate)

@@ -48,8 +48,7 @@ class Target:
         position = np.asarray(self.initial_position, dtype=np.float64)
         if position.ndim != 1 or position.size == 0:
             raise ValueError(
-                "The initial position must hold at least one value; got shape "
-                f"{position.shape}."
+                f"The initial position must hold at least one value; got shape {position.shape}."
             )
         if not np.all(np.isfinite(position)):
             raise ValueError("The initial position has non-finite values: give a finite one.")
@@ -63,8 +62,8 @@ class Target:
     @classmethod
     def from_logdensity(cls, logdensity_fn: Callable[[Any], jax.Array], initial_position: Any):
         """A target from a log-density of any JAX pytree, flattened with ``ravel_pytree``."""
-        flat, unravel = ravel_pytree(jax.tree.map(jnp.asarray, initial_position))
-        flat = np.asarray(flat, dtype=np.float64)
+        raveled, unravel = ravel_pytree(jax.tree.map(jnp.asarray, initial_position))
+        flat = np.asarray(raveled, dtype=np.float64)
 
         def logdensity(position: jax.Array) -> jax.Array:
             return jnp.asarray(logdensity_fn(unravel(position)), dtype=jnp.float64).reshape(())
