@@ -148,7 +148,7 @@ def _exact_step(key, state, exact, step_size, inverse_mass, max_tree_depth):
     step_info = DAInfo(
         acceptance_rate=info.acceptance_rate,
         second_stage_acceptance=jnp.full_like(info.acceptance_rate, jnp.nan),
-        is_accepted=info.is_accepted,
+        is_accepted=jnp.any(new_state.position != state.position, axis=1),
         diverging=info.is_divergent,
         n_steps=info.num_integration_steps,
         tree_depth=info.num_trajectory_expansions,

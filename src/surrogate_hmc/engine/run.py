@@ -61,10 +61,8 @@ EXPECTED_TREE_STEPS = 5
 takes 4 to 7 on the benchmark models): how the engine prices a run before it has made one."""
 INITIAL_STEP_SIZE = 0.1
 """Every chain's first step size, before dual averaging adapts it."""
-FIRST_WINDOW = 30
-"""Iterations before the first metric update; each later window is twice the last."""
-INITIAL_METRIC_VARIANCE = 1e-3
-"""Stan's regularization of a diagonal metric from few draws: toward this variance."""
+FIRST_WINDOW = 10
+"""Iterations before the first metric update (a multiple of :data:`CHUNK`; pooled over chains)."""
 
 
 class ExactRows(NamedTuple):
@@ -99,8 +97,8 @@ class EngineConfig:
     network, training, switch
         The surrogate's network, its training, and what it must show in its pilot.
     first_training
-        Iterations each chain makes with nutpie before the first training (``None``: a fifth
-        of ``tune``, between 50 and 200).
+        Iterations each chain makes with exact NUTS before the first training (``None``: a
+        tenth of ``tune``, between 50 and 200; the draws of all chains are pooled).
     cost_gate
         Train only when nutpie's measured cost says a surrogate can pay, and switch only when
         the pilot measures it cheaper; ``False`` trains and switches on the pilot's other
@@ -110,7 +108,7 @@ class EngineConfig:
 
     Examples
     --------
-    >>> EngineConfig(draws=500, tune=500).first_training_at
+    >>> EngineConfig(draws=1000, tune=1000).first_training_at
     100
     """
 
@@ -153,7 +151,7 @@ class EngineConfig:
         """Iterations per chain before the first training."""
         if self.first_training is not None:
             return self.first_training
-        return int(np.clip(self.tune // 5, 50, 200))
+        return int(np.clip(self.tune // 10, 50, 200))
 
     @property
     def last_training_at(self) -> int:
@@ -300,32 +298,33 @@ def _affordable(verdict: CostVerdict) -> bool:
 
 
 def _window_ends(tune: int) -> list[int]:
-    """Iterations after which the metric is re-estimated: 30, 90, 210, ...
+    """Iterations after which the metric is re-estimated: 10, 20, 40, 80, ...
 
-    Each window is twice the last, while tuning has at least :data:`MIN_SURROGATE_TUNING`
-    iterations left to adapt the step size to the new metric.
+    Each window is as long as all before it, while tuning has at least
+    :data:`MIN_SURROGATE_TUNING` iterations left to adapt the step size to the new metric.
     """
-    ends, end, width = [], FIRST_WINDOW, FIRST_WINDOW
+    ends, end = [], FIRST_WINDOW
     while end <= tune - MIN_SURROGATE_TUNING:
         ends.append(end)
-        width *= 2
-        end += width
+        end *= 2
     return ends
 
 
-def _exact_metric(positions: np.ndarray) -> np.ndarray:
-    """The exact phase's inverse metric from a window's pooled draws ``(n, dim)``.
+def _exact_metric(positions: np.ndarray, gradients: np.ndarray) -> np.ndarray:
+    """The exact phase's inverse metric from a window's pooled draws and gradients ``(n, dim)``.
 
-    Diagonal while the draws are few (Stan's regularization), dense and shrunk toward that
-    diagonal once there are ten per dimension.
+    Diagonal while the draws are few: ``sqrt(var(x) / var(grad))``, nutpie's estimate, which
+    is right for a Gaussian and holds up while the chains are still in their transient. Dense
+    once there are ten draws per dimension: their covariance, shrunk toward that diagonal.
     """
     n, dim = positions.shape
-    variance = (n / (n + 5.0)) * np.var(positions, axis=0) + 5.0 * INITIAL_METRIC_VARIANCE / (
-        n + 5.0
-    )
+    spread = np.var(positions, axis=0)
+    steepness = np.var(gradients, axis=0)
+    usable = (spread > 0) & (steepness > 0)
+    diagonal = np.where(usable, np.sqrt(spread / np.where(usable, steepness, 1.0)), 1.0)
     if n < 10 * dim:
-        return variance
-    return regularized_covariance(positions, np.diag(variance))
+        return diagonal
+    return regularized_covariance(positions, np.diag(diagonal))
 
 
 class _ExactChains:
@@ -362,8 +361,11 @@ class _ExactChains:
         self.gradient_evaluations += int(np.sum(info.n_steps))
         self.iteration += CHUNK
         if self.iteration in self.window_ends:
-            window = np.concatenate(self.positions)[self.window_start :]
-            self.inverse_mass = jnp.asarray(_exact_metric(window.reshape(-1, window.shape[-1])))
+            dim = self.inverse_mass.shape[0]
+            window = slice(self.window_start, None)
+            positions = np.concatenate(self.positions)[window].reshape(-1, dim)
+            gradients = np.concatenate(self.gradients)[window].reshape(-1, dim)
+            self.inverse_mass = jnp.asarray(_exact_metric(positions, gradients))
             self.window_start = self.iteration
             step_size = jnp.exp(self.state.step_size.log_step_size)
             self.state = kernel.start_tuning(
