@@ -37,15 +37,17 @@ def sample(
     first_training: int | None = None,
     cost_gate: bool = True,
 ):
-    """Sample all chains at once: nutpie while one shared surrogate learns, then the surrogate.
+    """Sample all chains at once, with one surrogate learned from all of them.
 
-    Every chain starts with nutpie's exact NUTS (low-rank metric adapted from draws and
-    gradients). When nutpie's measured cost says a surrogate can pay, one log-density
-    surrogate is trained on the pooled draws of all chains and piloted; if it passes, a compiled
-    delayed-acceptance NUTS kernel finishes the tuning and makes the draws of every chain at
-    once, at one exact log-density per draw and chain. Otherwise nutpie finishes the run, which
-    then costs what nutpie costs. Either way every draw comes from a kernel that targets the
-    exact posterior and is frozen for the draws.
+    Exact NUTS runs every chain in one compiled program (one batched exact log-density and
+    gradient per leapfrog step, the metric estimated from the pooled draws of all chains).
+    After a tenth of the tuning, one log-density surrogate is trained on the pooled draws and
+    piloted; if it passes, a compiled delayed-acceptance NUTS kernel finishes the tuning and
+    makes the draws of every chain at once, at one exact log-density per draw and chain.
+    Otherwise exact NUTS goes on, and the surrogate is retrained on more draws. A model whose
+    exact gradient is too cheap for any surrogate to pay for its setup is left to nutpie (NUTS
+    with a low-rank metric), whole. Every draw comes from a kernel that targets the exact
+    posterior and is frozen for the draws.
 
     Parameters
     ----------
@@ -113,19 +115,32 @@ def sample(
     target = Target.from_logdensity(logdensity_fn, initial_position)
     result = run(target, config, seed)
     _warn_if_stayed_exact(result.report)
+    assert result.positions is not None  # nutpie sampled the target's own log-density
     return _jax_output(target, result.positions, result.stats, _attrs(result.report, start))
 
 
 def _sample_pymc(model, config, seed, initvals, var_names, start):
     import pymc as pm
 
-    from surrogate_hmc.frontends.pymc_target import pymc_output, pymc_target
+    from surrogate_hmc.frontends.pymc_target import (
+        annotated_nutpie_output,
+        pymc_output,
+        pymc_target,
+    )
 
     model = pm.modelcontext(model)
     target = pymc_target(model, initvals, seed)
-    result = run(target, config, seed)
+
+    def nutpie_model():
+        import nutpie
+
+        return nutpie.compile_pymc_model(model, initial_points=initvals, var_names=var_names)
+
+    result = run(target, config, seed, nutpie_model)
     _warn_if_stayed_exact(result.report)
     attrs = _attrs(result.report, start)
+    if result.positions is None:
+        return annotated_nutpie_output(result.trace, result.stats, attrs, var_names)
     return pymc_output(model, target, result.positions, result.stats, var_names, attrs)
 
 
@@ -136,7 +151,7 @@ def _warn_if_stayed_exact(report: RunReport) -> None:
         last = report.trainings[-1]
         reason = last.pilot.reason if last.pilot is not None else last.outcome
         warnings.warn(
-            f"No surrogate passed its tests ({reason}); nutpie made every draw, exactly.",
+            f"No surrogate passed its tests ({reason}); exact NUTS made every draw.",
             SurrogateWarning,
             stacklevel=3,
         )

@@ -12,14 +12,14 @@ import itertools
 import os
 import threading
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
 from surrogate_hmc.engine.target import Target
 
-__all__ = ["compile_for_nutpie", "nutpie_draws", "nutpie_run"]
+__all__ = ["NutpieRun", "compile_for_nutpie", "nutpie_run", "nutpie_stats"]
 
 
 class _Counter:
@@ -80,6 +80,19 @@ def compile_for_nutpie(target: Target, starts: np.ndarray, counter: _Counter):
     )
 
 
+class NutpieRun(NamedTuple):
+    """A run nutpie made whole: its trace, the engine's stats, and its exact gradients.
+
+    ``positions`` (``(chains, draws, dim)``) are the flat draws when nutpie sampled the target
+    itself; ``None`` when it sampled a model compiled its own way (then ``trace`` holds them).
+    """
+
+    trace: Any
+    positions: np.ndarray | None
+    stats: dict[str, np.ndarray]
+    gradients: int
+
+
 def nutpie_run(
     target: Target,
     starts: np.ndarray,
@@ -90,20 +103,24 @@ def nutpie_run(
     target_accept: float,
     max_tree_depth: int,
     progressbar: bool,
-) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
-    """Nutpie on every chain, to the end: draws ``(chains, draws, dim)``, stats, gradients.
+    compiled_model: Any = None,
+) -> NutpieRun:
+    """Nutpie with its low-rank metric on every chain, to the end.
 
-    Chains run on as many threads as there are CPUs (nutpie starts a chain when a thread is
-    free); more threads than CPUs would make the JAX log-densities compete for them.
+    ``compiled_model`` is a nutpie model compiled its own way (for a PyMC model, with numba,
+    as ``pm.sample()`` does); ``None`` samples the target's JAX log-density from the chains'
+    ``starts``. Chains run on as many threads as there are CPUs (nutpie starts a chain when a
+    thread is free); more threads than CPUs would make JAX log-densities compete for them.
     """
     import nutpie
 
     chains = len(starts)
     counter = _Counter()
-    compiled = compile_for_nutpie(target, np.asarray(starts, dtype=np.float64), counter)
+    if compiled_model is None:
+        compiled_model = compile_for_nutpie(target, np.asarray(starts, dtype=np.float64), counter)
     with _quiet_arviz():
         trace = nutpie.sample(
-            compiled,
+            compiled_model,
             chains=chains,
             cores=min(chains, os.cpu_count() or 1),
             tune=tune,
@@ -114,20 +131,26 @@ def nutpie_run(
             **_low_rank(nutpie.sample),
             progress_bar=progressbar,
         )
-    positions, stats = nutpie_draws(trace, draws)
-    return positions, stats, counter.gradients
+    stats = nutpie_stats(trace, draws)
+    if counter.gradients:
+        return NutpieRun(trace, _draws_of(trace, draws), stats, counter.gradients)
+    tuning = _dataset(trace, "warmup_sample_stats")["n_steps"].values.sum()
+    return NutpieRun(trace, None, stats, int(tuning + stats["n_steps"].sum()) + chains)
 
 
-def nutpie_draws(trace: Any, draws: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Nutpie's draws ``(chains, draws, dim)`` and their stats, named as the engine's."""
-    positions = _dataset(trace, "posterior")["position"].values[:, :draws]
+def _draws_of(trace: Any, draws: int) -> np.ndarray:
+    return _dataset(trace, "posterior")["position"].values[:, :draws]
+
+
+def nutpie_stats(trace: Any, draws: int) -> dict[str, np.ndarray]:
+    """The stats of nutpie's draws, named as the engine's, ``(chains, draws)`` each."""
     stats = _dataset(trace, "sample_stats")
 
     def stat(name: str, dtype=np.float64) -> np.ndarray:
         return stats[name].values[:, :draws].astype(dtype)
 
     n_steps = stat("n_steps", np.int64)
-    return positions, {
+    return {
         "phase": np.zeros(n_steps.shape, dtype=np.int64),
         "acceptance_rate": stat("mean_tree_accept"),
         "second_stage_acceptance": np.full(n_steps.shape, np.nan),

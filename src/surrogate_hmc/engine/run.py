@@ -38,6 +38,7 @@ from surrogate_hmc.core.training import TrainingConfig
 from surrogate_hmc.core.validation import check_bool, check_instance, check_int, check_real
 from surrogate_hmc.engine import kernel
 from surrogate_hmc.engine.exact import nutpie_run
+from surrogate_hmc.engine.progress import RunProgress
 from surrogate_hmc.engine.target import Target
 
 __all__ = ["EngineConfig", "EngineResult", "RunReport", "run"]
@@ -59,6 +60,10 @@ compilation of the surrogate kernel (~10 s) on the benchmark machine, with a col
 EXPECTED_TREE_STEPS = 5
 """Leapfrog steps of a typical exact iteration under an adapted metric (nutpie's low-rank
 takes 4 to 7 on the benchmark models): how the engine prices a run before it has made one."""
+LOGP_SHARE_OF_GRADIENT = 3.0
+"""A log-density and gradient costs at most this many log-densities (reverse mode): before the
+log-density alone is timed, the first cost check prices it at this share, the most favourable
+to a surrogate."""
 INITIAL_STEP_SIZE = 0.1
 """Every chain's first step size, before dual averaging adapts it."""
 FIRST_WINDOW = 10
@@ -193,12 +198,17 @@ class RunReport:
 
 
 class EngineResult(NamedTuple):
-    """Draws ``(chains, draws, dim)`` of the flat position, per-draw stats and the report."""
+    """Draws ``(chains, draws, dim)`` of the flat position, per-draw stats and the report.
 
-    positions: np.ndarray
+    When nutpie made the run from a model compiled its own way, ``positions`` is ``None`` and
+    ``trace`` is nutpie's output, which holds the draws.
+    """
+
+    positions: np.ndarray | None
     stats: dict[str, np.ndarray]
     report: RunReport
     surrogate: Any
+    trace: Any = None
 
 
 class _Pilot(NamedTuple):
@@ -276,9 +286,8 @@ def _pilot(key, surrogate, exact, rows: ExactRows, inverse_mass, config: EngineC
     return _Pilot(state, record, seconds_per_iteration, second)
 
 
-def _batched_seconds(function, positions: np.ndarray) -> float:
-    """Wall time of ``function`` of every chain at once (compiled, median of 5)."""
-    batched = jax.jit(jax.vmap(function))
+def _seconds(batched, positions: np.ndarray) -> float:
+    """Wall time of a compiled function of every chain's position (median of 5, warm)."""
     jax.block_until_ready(batched(positions))
     times = []
     for _ in range(5):
@@ -330,9 +339,13 @@ def _exact_metric(positions: np.ndarray, gradients: np.ndarray) -> np.ndarray:
 class _ExactChains:
     """Exact NUTS on every chain, tuning in windows, keeping every draw for training."""
 
-    def __init__(self, exact, starts: np.ndarray, config: EngineConfig) -> None:
+    def __init__(
+        self, exact, starts: np.ndarray, config: EngineConfig, progress: RunProgress
+    ) -> None:
         self.exact = exact
         self.config = config
+        self.progress = progress
+        self.divergences = 0
         chains = kernel.init_exact(jnp.asarray(starts), exact)
         self.state = kernel.start_tuning(
             chains, jnp.full(len(starts), INITIAL_STEP_SIZE), config.target_accept
@@ -359,13 +372,15 @@ class _ExactChains:
         self.gradients.append(np.asarray(gradients))
         self.seconds.append(time.perf_counter() - tic)
         self.gradient_evaluations += int(np.sum(info.n_steps))
+        self.divergences += int(np.sum(info.diverging))
         self.iteration += CHUNK
+        self.progress.advance(CHUNK, "exact", divergences=self.divergences)
         if self.iteration in self.window_ends:
             dim = self.inverse_mass.shape[0]
             window = slice(self.window_start, None)
-            positions = np.concatenate(self.positions)[window].reshape(-1, dim)
-            gradients = np.concatenate(self.gradients)[window].reshape(-1, dim)
-            self.inverse_mass = jnp.asarray(_exact_metric(positions, gradients))
+            drawn = np.concatenate(self.positions)[window].reshape(-1, dim)
+            slopes = np.concatenate(self.gradients)[window].reshape(-1, dim)
+            self.inverse_mass = jnp.asarray(_exact_metric(drawn, slopes))
             self.window_start = self.iteration
             step_size = jnp.exp(self.state.step_size.log_step_size)
             self.state = kernel.start_tuning(
@@ -394,10 +409,13 @@ class _ExactChains:
     def draws(self, key: jax.Array) -> tuple[np.ndarray, dict[str, np.ndarray], bool]:
         """The draws of every chain with the tuned kernel, frozen."""
         keys = jax.random.split(key, -(-self.config.draws // CHUNK))
-        return _frozen_draws(keys, self.state, None, self.exact, self.inverse_mass, self.config)
+        return _frozen_draws(
+            keys, self.state, None, self.exact, self.inverse_mass, self.config, self.progress,
+            self.divergences,
+        )  # fmt: skip
 
 
-def _frozen_draws(keys, state, surrogate, exact, inverse_mass, config):
+def _frozen_draws(keys, state, surrogate, exact, inverse_mass, config, progress, divergences):
     """Draws ``(chains, draws, dim)`` with a frozen kernel, their stats, and an interruption.
 
     Ctrl-C during the draws returns the draws made so far (and ``True``).
@@ -412,6 +430,8 @@ def _frozen_draws(keys, state, surrogate, exact, inverse_mass, config):
             )  # fmt: skip
             positions.append(np.asarray(chunk))
             infos.append(info)
+            divergences += int(np.sum(info.diverging))
+            progress.advance(CHUNK, "draws", divergences=divergences)
     except KeyboardInterrupt:
         if not infos:
             raise
@@ -445,8 +465,11 @@ def _draw_stats(info: kernel.DAInfo, surrogate: bool) -> dict[str, np.ndarray]:
     }
 
 
-def run(target: Target, config: EngineConfig, seed: int) -> EngineResult:
+def run(target: Target, config: EngineConfig, seed: int, nutpie_model=None) -> EngineResult:
     """Sample ``target`` as ``config`` says; the draws of all chains and what it cost.
+
+    ``nutpie_model`` builds the nutpie model to sample a model too cheap for a surrogate with
+    (``None``: nutpie samples the target's JAX log-density).
 
     Examples
     --------
@@ -458,29 +481,42 @@ def run(target: Target, config: EngineConfig, seed: int) -> EngineResult:
     rng = np.random.default_rng(seed)
     key = jax.random.key(rng.integers(2**31))
     report = RunReport()
-    starts = target.initial_positions(config.chains, rng)
-    exact = target.logdensity
     start = time.perf_counter()
+    value_and_grad = jax.jit(jax.vmap(jax.value_and_grad(target.logdensity)))
+    starts = target.initial_positions(config.chains, rng, value_and_grad)
+    exact = target.logdensity
     total = config.tune + config.draws
-    logp_seconds = _batched_seconds(exact, starts)
     if config.cost_gate:
-        grad_seconds = _batched_seconds(jax.value_and_grad(exact), starts)
+        grad_seconds = _seconds(value_and_grad, starts)
         report.cost = judge_cost(
             exact_iteration=EXPECTED_TREE_STEPS * grad_seconds,
-            logp=logp_seconds,
+            logp=grad_seconds / LOGP_SHARE_OF_GRADIENT,
             remaining=total - config.first_training_at,
             run_iterations=total,
         )
         if not _affordable(report.cost):
             report.decision = "stayed exact: surrogate would not pay"
-            positions, stats, report.exact_gradients = nutpie_run(
+            whole = nutpie_run(
                 target, starts, tune=config.tune, draws=config.draws,
                 seed=int(rng.integers(2**31)), target_accept=config.target_accept,
                 max_tree_depth=config.max_tree_depth, progressbar=config.progressbar,
+                compiled_model=None if nutpie_model is None else nutpie_model(),
             )  # fmt: skip
+            report.exact_gradients = whole.gradients
             report.seconds["exact"] = time.perf_counter() - start
-            return EngineResult(positions, stats, report, None)
-    exact_chains = _ExactChains(exact, starts, config)
+            return EngineResult(whole.positions, whole.stats, report, None, whole.trace)
+    logp_seconds = _seconds(jax.jit(jax.vmap(exact)), starts)
+    with RunProgress(total, config.chains, enabled=config.progressbar) as progress:
+        return _run_in_jax(key, exact, starts, config, report, progress, start, logp_seconds)
+
+
+def _run_in_jax(key, exact, starts, config, report, progress, start, logp_seconds):
+    """Exact NUTS on every chain until one surrogate takes over, or to the end.
+
+    ``logp_seconds`` is the time of one exact log-density of every chain, for the cost gate.
+    """
+    total = config.tune + config.draws
+    exact_chains = _ExactChains(exact, starts, config, progress)
     training_at = config.first_training_at
     tuning_keys = iter(jax.random.split(jax.random.fold_in(key, 0), total))
     while exact_chains.iteration < config.tune:
@@ -523,6 +559,7 @@ def _try_surrogate(key, exact_chains: _ExactChains, report: RunReport, config: E
     Returns what the switch needs, or ``None`` (the training's record says why).
     """
     rows = exact_chains.rows()
+    exact_chains.progress.show("training")
     train_key, pilot_key = jax.random.split(key)
     tic = time.perf_counter()
     surrogate, record = _train(rows, config, train_key, exact_chains.iteration)
@@ -532,6 +569,7 @@ def _try_surrogate(key, exact_chains: _ExactChains, report: RunReport, config: E
     if surrogate is None or not record.passed_validation:
         return None
     inverse_mass = jnp.asarray(_covariance(rows))
+    exact_chains.progress.show("pilot")
     pilot = _pilot(pilot_key, surrogate, exact_chains.exact, rows, inverse_mass, config)
     report.seconds["pilot"] = report.seconds.get("pilot", 0.0) + pilot.record.seconds
     cheaper = (
@@ -549,7 +587,12 @@ def _try_surrogate(key, exact_chains: _ExactChains, report: RunReport, config: E
 
 
 def _switch(key, handover, exact_chains: _ExactChains, report, config, start) -> EngineResult:
-    """The surrogate kernel finishes the tuning and makes the draws."""
+    """The surrogate kernel finishes the tuning and makes the draws.
+
+    Halfway through its tuning, the dense metric is re-estimated from the surrogate kernel's
+    own draws of every chain (exactly corrected, and many more than the exact phase made), and
+    the step sizes adapt to it in the second half.
+    """
     surrogate, pilot, inverse_mass = handover
     done = exact_chains.iteration
     report.decision = "switched"
@@ -560,15 +603,29 @@ def _switch(key, handover, exact_chains: _ExactChains, report, config, start) ->
     tuning_left = max(config.tune - done - pilot.record.iterations, MIN_SURROGATE_TUNING // 2)
     state = pilot.state
     tuning_key, draws_key = jax.random.split(jax.random.fold_in(key, 2))
-    for chunk_key in jax.random.split(tuning_key, -(-tuning_left // CHUNK)):
-        state, _, _, _ = kernel.run_chunk(
+    progress = exact_chains.progress
+    progress.advance(pilot.record.iterations, "surrogate", divergences=exact_chains.divergences)
+    chunks = -(-tuning_left // CHUNK)
+    window_end = chunks // 2 if chunks * CHUNK >= 2 * MIN_SURROGATE_TUNING else None
+    tuning_draws = []
+    for index, chunk_key in enumerate(jax.random.split(tuning_key, chunks)):
+        state, chunk, _, _ = kernel.run_chunk(
             chunk_key, state, surrogate.logdensity, exact_chains.exact, inverse_mass,
             jnp.bool_(True), CHUNK, config.target_accept, config.max_tree_depth,
         )  # fmt: skip
+        tuning_draws.append(np.asarray(chunk).reshape(-1, chunk.shape[-1]))
+        progress.advance(CHUNK, "surrogate", divergences=exact_chains.divergences)
+        if index + 1 == window_end:
+            inverse_mass = jnp.asarray(
+                regularized_covariance(np.concatenate(tuning_draws), np.asarray(inverse_mass))
+            )
+            step_size = jnp.exp(state.step_size.log_step_size)
+            state = kernel.start_tuning(state.chains, step_size, config.target_accept)
     keys = jax.random.split(draws_key, -(-config.draws // CHUNK))
     positions, stats, report.interrupted = _frozen_draws(
-        keys, state, surrogate.logdensity, exact_chains.exact, inverse_mass, config
-    )
+        keys, state, surrogate.logdensity, exact_chains.exact, inverse_mass, config, progress,
+        exact_chains.divergences,
+    )  # fmt: skip
     report.seconds["surrogate"] = time.perf_counter() - tic
     report.exact_logps = int(stats["n_exact_logp"].sum()) + config.chains * (config.tune - done)
     return EngineResult(positions, stats, report, surrogate)

@@ -70,32 +70,39 @@ class Target:
 
         return cls(logdensity, flat, unravel)
 
-    def initial_positions(self, chains: int, rng: np.random.Generator) -> np.ndarray:
+    def initial_positions(
+        self, chains: int, rng: np.random.Generator, value_and_grad=None
+    ) -> np.ndarray:
         """Jittered starts ``(chains, dim)`` with a finite log-density and gradient.
 
         A jittered start whose log-density or gradient is not finite is drawn again (up to ten
         times), then the unjittered position is used; an unjittered position that is not
-        finite is an error that says so.
+        finite is an error that says so. ``value_and_grad`` maps positions ``(chains, dim)``
+        to log-densities and gradients (by default, compiled here).
         """
-        value_and_grad = jax.jit(jax.value_and_grad(self.logdensity))
+        if value_and_grad is None:
+            value_and_grad = jax.jit(jax.vmap(jax.value_and_grad(self.logdensity)))
 
-        def finite(position: np.ndarray) -> bool:
-            value, gradient = value_and_grad(position)
-            return bool(np.isfinite(value)) and bool(np.all(np.isfinite(gradient)))
+        def finite(positions: np.ndarray) -> np.ndarray:
+            values, gradients = value_and_grad(positions)
+            return np.isfinite(np.asarray(values)) & np.all(np.isfinite(gradients), axis=1)
 
-        if not finite(self.initial_position):
+        center = np.tile(self.initial_position, (chains, 1))
+        if not finite(center)[0]:
             raise ValueError(
                 "The log-density or its gradient is not finite at the initial position "
                 f"({np.array2string(self.initial_position, threshold=8)}): give an initial "
                 "position inside the support, or check the model."
             )
-        starts = []
-        for _ in range(chains):
-            start = self.initial_position
-            for _ in range(10 if self.jitter else 0):
-                candidate = self.initial_position + rng.uniform(-JITTER, JITTER, self.dim)
-                if finite(candidate):
-                    start = candidate
-                    break
-            starts.append(start)
-        return np.stack(starts)
+        if not self.jitter:
+            return center
+        starts = center.copy()
+        pending = np.ones(chains, dtype=bool)
+        for _ in range(10):
+            candidates = center + rng.uniform(-JITTER, JITTER, center.shape)
+            accepted = pending & finite(candidates)
+            starts[accepted] = candidates[accepted]
+            pending &= ~accepted
+            if not pending.any():
+                break
+        return starts

@@ -13,7 +13,7 @@ import numpy as np
 
 from surrogate_hmc.engine.target import Target
 
-__all__ = ["pymc_output", "pymc_target"]
+__all__ = ["annotated_nutpie_output", "pymc_output", "pymc_target"]
 
 
 def _jaxified(inputs, outputs, what: str):
@@ -130,3 +130,37 @@ def pymc_output(
     idata.posterior.attrs.update(attrs)
     idata.sample_stats.attrs.update(attrs)
     return idata
+
+
+def annotated_nutpie_output(
+    trace,
+    stats: dict[str, np.ndarray],
+    attrs: dict[str, Any],
+    var_names: Sequence[str] | None,
+):
+    """nutpie's own output for a PyMC model, with the engine's sample stats and attributes.
+
+    Its posterior (variables, deterministics, coordinates) is already PyMC's, cut to
+    ``var_names``; the stats are added beside nutpie's own under the names ``shmc.sample``
+    always uses.
+    """
+    sample_stats = _group(trace, "sample_stats")
+    draws = sample_stats.sizes["draw"]
+    sample_stats = sample_stats.assign(
+        {name: (("chain", "draw"), value[:, :draws]) for name, value in stats.items()}
+    )
+    posterior = _group(trace, "posterior")
+    if var_names is not None:
+        posterior = posterior[list(var_names)]
+    for group, dataset in (("sample_stats", sample_stats), ("posterior", posterior)):
+        dataset.attrs.update(attrs)
+        if hasattr(trace, "children"):  # a DataTree (PyMC 6)
+            trace[group] = dataset
+        else:
+            setattr(trace, group, dataset)
+    return trace
+
+
+def _group(trace, name: str):
+    group = trace[name]
+    return group.to_dataset() if hasattr(group, "to_dataset") else group
