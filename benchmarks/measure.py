@@ -11,6 +11,8 @@ Three kinds of run are summarized the same way (:func:`summarize`):
 - ``"surrogate"``: ``pm.sample(step=shmc.SurrogateHMC(...))``, whose ``n_exact_grad`` and
   ``n_exact_logp`` stats count its exact evaluations (the start-of-trajectory gradient is
   already included in ``n_exact_grad``).
+- ``"engine"``: ``shmc.sample()``, whose posterior's attributes count its exact evaluations
+  (``exact_gradients``, ``exact_logps``) and say where its time went (``seconds_*``).
 
 All counts cover tuning and draws. Each run is timed as a whole (compilation, tuning and, for
 ``SurrogateHMC``, training included). R-hat is the largest rank-normalized R-hat over all
@@ -25,7 +27,7 @@ import numpy as np
 import pymc as pm
 
 STATS_GROUPS = ("warmup_sample_stats", "sample_stats")
-KINDS = ("nuts", "nutpie", "surrogate")
+KINDS = ("nuts", "nutpie", "surrogate", "engine")
 TIMING_SECONDS = 1.0  # per exact function in exact_costs
 
 
@@ -159,6 +161,20 @@ def summarize(idata, wall_time: float, kind: str) -> dict:
         "divergences": int(stats["diverging"].values.sum()),
     }
     summary["ess_per_s"] = summary["min_bulk_ess"] / wall_time
+    if kind == "engine":
+        attrs = posterior.attrs
+        phase = stats["phase"].values
+        second_stage = stats["second_stage_acceptance"].values
+        second_stage = second_stage[np.isfinite(second_stage)]
+        return summary | {
+            "acceptance": float(stats["acceptance_rate"].mean()),
+            "grad_evals": int(attrs["exact_gradients"]),
+            "logp_evals": int(attrs["exact_logps"]),
+            "surrogate_fraction": float(np.mean(phase == 1)),
+            "second_stage": float(second_stage.mean()) if second_stage.size else np.nan,
+            "decision": str(attrs["surrogate_decision"]),
+            "seconds": {k[8:]: float(v) for k, v in attrs.items() if k.startswith("seconds_")},
+        }
     if kind == "nutpie":
         summary["acceptance"] = float(stats["mean_tree_accept"].mean())
         summary["grad_evals"] = int(stat_total(idata, "n_steps")) + stats.sizes["chain"]

@@ -19,11 +19,12 @@ SAMPLER_LABELS = {
     "nutpie_low_rank": "nutpie low-rank",
     "logp": "SurrogateHMC logp/NUTS",
     "gradient": "SurrogateHMC gradient/static",
+    "engine": "shmc.sample",
 }
 PEERS = ("nuts", "nutpie", "nutpie_low_rank")  # the exact samplers every ratio is taken to
-SURROGATES = ("logp", "gradient")
+SURROGATES = ("logp", "gradient", "engine")
 COLORS = {"nutpie": "#bbbbbb", "nutpie_low_rank": "#666666", "logp": "#1f77b4"}
-COLORS |= {"gradient": "#ff7f0e"}
+COLORS |= {"gradient": "#ff7f0e", "engine": "#2ca02c"}
 TICKS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500]  # the figure's
 MARKDOWN, JSON, FIGURE = "results.md", "results.json", "benchmark_ratios.png"
 # Warnings kept in results.json but left off the page: numba saying that it cannot cache
@@ -207,6 +208,9 @@ def model_section(result: dict) -> list[str]:
                     parts.append(
                         f"first surrogate tuning iteration per chain {s['switch_iterations']}"
                     )
+                if "decision" in s:
+                    seconds = ", ".join(f"{k} {v:.1f} s" for k, v in s["seconds"].items())
+                    parts.append(f"{s['decision']} ({seconds})")
                 if math.isfinite(s.get("draw_time") or math.nan) and s["kind"] == "surrogate":
                     parts.append(f"{1e3 * s['draw_time']:.2f} ms per surrogate-phase draw")
                 lines.append(f"  - seed {seed}: " + "; ".join(parts) + f" ({load})")

@@ -10,7 +10,9 @@ hierarchical regression), seed (``--seeds``, 3 by default) and sampler:
 - ``nutpie_low_rank``: the same with ``adaptation="low_rank"``, the strongest exact peer;
 - ``logp``: ``SurrogateHMC(surrogate="logp", trajectory="nuts")``, NUTS on a log-likelihood
   surrogate with a delayed-acceptance correction by the exact logp;
-- ``gradient``: ``SurrogateHMC()``, a gradient surrogate with static trajectories (NNgHMC).
+- ``gradient``: ``SurrogateHMC()``, a gradient surrogate with static trajectories (NNgHMC);
+- ``engine``: ``shmc.sample()``, every chain in one compiled program with one shared surrogate
+  (or nutpie with its low-rank metric, whole, for a model too cheap for a surrogate).
 
 Every (model, seed, sampler) runs in a fresh Python process (this script with ``--worker``) whose
 JAX compilation cache is a new empty directory, so no run loads code compiled by an earlier one;
@@ -58,9 +60,9 @@ SURROGATE_OPTIONS = {
     "gradient": {"surrogate": "gradient"},
 }
 NUTPIE_ADAPTATION = {"nutpie": "diag", "nutpie_low_rank": "low_rank"}
-KINDS = {"nuts": "nuts", "nutpie": "nutpie", "nutpie_low_rank": "nutpie"}  # measure.summarize's
+KINDS = {"nuts": "nuts", "nutpie": "nutpie", "nutpie_low_rank": "nutpie", "engine": "engine"}
 # The gradient surrogate is left out by default to keep the full run's time down.
-DEFAULT_SAMPLERS = ["nuts", "nutpie", "nutpie_low_rank", "logp"]
+DEFAULT_SAMPLERS = ["nuts", "nutpie", "nutpie_low_rank", "logp", "engine"]
 DEFAULT_SEEDS = [1, 2, 3]
 SEEDS_TEXT = " ".join(map(str, DEFAULT_SEEDS))
 DEFAULT_CHAINS = 2
@@ -171,6 +173,14 @@ def run_sampler(model, sampler: str, kwargs: dict):
             seed=kwargs["random_seed"],
             adaptation=NUTPIE_ADAPTATION[sampler],
         )
+    if sampler == "engine":
+        with model:
+            start = time.perf_counter()
+            idata = shmc.sample(
+                draws=kwargs["draws"], tune=kwargs["tune"], chains=kwargs["chains"],
+                random_seed=kwargs["random_seed"], progressbar=False,
+            )  # fmt: skip
+            return idata, time.perf_counter() - start
     options = SURROGATE_OPTIONS[sampler]
     return timed_pymc_sample(model, lambda: shmc.SurrogateHMC(**options), **kwargs)
 

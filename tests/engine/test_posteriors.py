@@ -1,5 +1,7 @@
 """``shmc.sample`` on the reference posteriors: curved, hierarchical (long tests)."""
 
+import warnings
+
 import jax.numpy as jnp
 import numpy as np
 import pymc as pm
@@ -20,11 +22,17 @@ def banana(params):
 
 
 def test_a_curved_posterior_is_exact_whichever_path_the_run_takes():
-    """Mean 0, variances 1 and BEND^2 Var(x1^2) + WIDTH^2 = 2.25, known in closed form."""
-    idata = shmc.sample(
-        banana, draws=2000, tune=1000, chains=4, initial_position={"x": jnp.zeros(2)},
-        random_seed=11, progressbar=False, cost_gate=False,
-    )  # fmt: skip
+    """Mean 0, variances 1 and BEND^2 Var(x1^2) + WIDTH^2 = 2.25, known in closed form.
+
+    The tail check may keep the run exact (with a warning), or the surrogate may pass: either
+    way the draws must be right.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", shmc.SurrogateWarning)
+        idata = shmc.sample(
+            banana, draws=2000, tune=1000, chains=4, initial_position={"x": jnp.zeros(2)},
+            random_seed=11, progressbar=False, cost_gate=False,
+        )  # fmt: skip
     assert idata["posterior"].attrs["surrogate_decision"] in {
         "switched",
         "stayed exact: no surrogate passed",

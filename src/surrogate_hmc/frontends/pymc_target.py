@@ -138,7 +138,7 @@ def annotated_nutpie_output(
     attrs: dict[str, Any],
     var_names: Sequence[str] | None,
 ):
-    """nutpie's own output for a PyMC model, with the engine's sample stats and attributes.
+    """Nutpie's own output for a PyMC model, with the engine's sample stats and attributes.
 
     Its posterior (variables, deterministics, coordinates) is already PyMC's, cut to
     ``var_names``; the stats are added beside nutpie's own under the names ``shmc.sample``
