@@ -95,8 +95,8 @@ class EngineConfig:
     draws, tune, chains
         Draws kept per chain, tuning iterations per chain, and chains.
     target_accept
-        Target of the step-size adaptation (nutpie's, and the surrogate kernel's on the
-        surrogate tree's acceptance).
+        Target of the step-size adaptation (of exact NUTS, of nutpie, and of the surrogate
+        kernel on the surrogate tree's acceptance).
     max_tree_depth
         Most NUTS doublings per iteration.
     network, training, switch
@@ -105,9 +105,9 @@ class EngineConfig:
         Iterations each chain makes with exact NUTS before the first training (``None``: a
         tenth of ``tune``, between 50 and 200; the draws of all chains are pooled).
     cost_gate
-        Train only when nutpie's measured cost says a surrogate can pay, and switch only when
-        the pilot measures it cheaper; ``False`` trains and switches on the pilot's other
-        tests alone.
+        Leave a model too cheap for a surrogate to nutpie, train only when the measured exact
+        iteration says a surrogate can pay, and switch only when the pilot measures it
+        cheaper; ``False`` always trains, and switches on the pilot's other tests alone.
     progressbar
         Show progress.
 
@@ -177,12 +177,12 @@ class RunReport:
     switched_at: int | None = None
     """Iteration of the chains at which the surrogate took over."""
     exact_gradients: int = 0
-    """Exact log-density-and-gradient evaluations of all chains (nutpie's)."""
+    """Exact log-density-and-gradient evaluations of all chains (exact NUTS's or nutpie's)."""
     exact_logps: int = 0
     """Exact log-density evaluations of the surrogate kernel, all chains."""
     cost: CostVerdict | None = None
     seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time of the ``exact`` (nutpie), ``training``, ``pilot`` and ``surrogate`` phases."""
+    """Wall time of the ``exact``, ``training``, ``pilot`` and ``surrogate`` phases."""
     interrupted: bool = False
 
     def describe(self) -> str:
@@ -248,7 +248,7 @@ def _train(rows: ExactRows, config: EngineConfig, key: jax.Array, iteration: int
 
 
 def _pilot(key, surrogate, exact, rows: ExactRows, inverse_mass, config: EngineConfig) -> _Pilot:
-    """Run every chain's surrogate kernel from nutpie's last draws; judge it, and time it."""
+    """Run every chain's surrogate kernel from its last exact draw; judge it, and time it."""
     start = time.perf_counter()
     chains = kernel.init(jnp.asarray(rows.last), surrogate.logdensity, exact)
     state = kernel.start_tuning(chains, jnp.asarray(rows.step_size), config.target_accept)
