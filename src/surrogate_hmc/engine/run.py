@@ -185,17 +185,6 @@ class RunReport:
     """Wall time of the ``exact``, ``training``, ``pilot`` and ``surrogate`` phases."""
     interrupted: bool = False
 
-    def describe(self) -> str:
-        """One sentence for a warning or a log."""
-        parts = [f"The run {self.decision}"]
-        if self.switched_at is not None:
-            parts.append(f"at iteration {self.switched_at}")
-        parts.append(
-            f"after {len(self.trainings)} training(s); {self.exact_gradients} exact gradients, "
-            f"{self.exact_logps} exact log-densities."
-        )
-        return " ".join(parts)
-
 
 class EngineResult(NamedTuple):
     """Draws ``(chains, draws, dim)`` of the flat position, per-draw stats and the report.
@@ -627,5 +616,6 @@ def _switch(key, handover, exact_chains: _ExactChains, report, config, start) ->
         exact_chains.divergences,
     )  # fmt: skip
     report.seconds["surrogate"] = time.perf_counter() - tic
-    report.exact_logps = int(stats["n_exact_logp"].sum()) + config.chains * (config.tune - done)
+    tuning_iterations = pilot.record.iterations + chunks * CHUNK
+    report.exact_logps = int(stats["n_exact_logp"].sum()) + config.chains * tuning_iterations
     return EngineResult(positions, stats, report, surrogate)

@@ -32,12 +32,13 @@ def _jaxified(inputs, outputs, what: str):
 def pymc_target(model, initvals: dict | None, random_seed: int) -> Target:
     """The model's log-density over its flattened value variables, starting at ``initvals``."""
     from pymc.initial_point import make_initial_point_fn
-    from pymc.vartypes import continuous_types
+
+    from surrogate_hmc.step_methods.options import discrete_names
 
     value_vars = list(model.value_vars)
     if not value_vars:
         raise ValueError("The model has no free variables to sample.")
-    discrete = [v.name for v in value_vars if v.dtype not in continuous_types]
+    discrete = discrete_names(value_vars)
     if discrete:
         raise ValueError(
             f"shmc.sample samples continuous variables only, but {discrete} are discrete. "

@@ -25,6 +25,7 @@ __all__ = [
     "check_numbers",
     "check_save_to",
     "continuous_value_vars",
+    "discrete_names",
     "given_surrogate",
     "keyword_names",
     "nuts_options",
@@ -200,7 +201,7 @@ def continuous_value_vars(model, vars) -> list:
             )
         return value_vars
     value_vars = get_value_vars_from_user_vars(vars, model)
-    discrete = [v.name for v in value_vars if v.dtype not in continuous_types]
+    discrete = discrete_names(value_vars)
     if discrete:
         raise ValueError(
             f"SurrogateHMC samples continuous variables only, but {discrete} are discrete. "
@@ -208,3 +209,8 @@ def continuous_value_vars(model, vars) -> list:
             "pm.sample(step=[shmc.SurrogateHMC(vars=[...continuous...]), pm.Metropolis(...)])."
         )
     return value_vars
+
+
+def discrete_names(value_vars) -> list[str]:
+    """Names of the value variables that are not continuous."""
+    return [v.name for v in value_vars if v.dtype not in continuous_types]
