@@ -24,34 +24,49 @@ def biased(q):
     return -0.5 * d @ PRECISION @ d / 1.6
 
 
-def sample(surrogate, target, seed=0, chains=4, draws=2500):
+def sample(surrogate, target, seed=0, chains=4, draws=2500, transitions=1):
     key_tune, key_draws = jax.random.split(jax.random.key(seed))
     state = kernel.init(jnp.tile(jnp.asarray(MEAN), (chains, 1)), surrogate, target)
     state = kernel.start_tuning(state, jnp.full(chains, 0.5), 0.8)
     inverse_mass = jnp.asarray(COVARIANCE)
+    transitions = jnp.int32(transitions)
     state, _, _, _ = kernel.run_chunk(
-        key_tune, state, surrogate, target, inverse_mass, jnp.bool_(True), 300, 0.8, 10
-    )
+        key_tune, state, surrogate, target, inverse_mass, jnp.bool_(True), 300, 0.8, 10,
+        transitions,
+    )  # fmt: skip
     frozen = kernel.tuned_step_size(state, 0.8)
     state, positions, _, info = kernel.run_chunk(
-        key_draws, state, surrogate, target, inverse_mass, jnp.bool_(False), draws, 0.8, 10
-    )
+        key_draws, state, surrogate, target, inverse_mass, jnp.bool_(False), draws, 0.8, 10,
+        transitions,
+    )  # fmt: skip
     assert np.all(np.asarray(info.step_size) == np.asarray(frozen)), "the draws' kernel moved"
     return np.swapaxes(np.asarray(positions), 0, 1), info
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_biased_surrogate_is_exact_with_the_correction(seed):
-    draws, info = sample(biased, exact, seed)
+@pytest.mark.parametrize(("seed", "transitions"), [(0, 1), (1, 1), (2, 4)])
+def test_biased_surrogate_is_exact_with_the_correction(seed, transitions):
+    """One NUTS transition on the surrogate per exact correction, or several."""
+    draws, info = sample(biased, exact, seed, transitions=transitions)
     assert 0.2 < float(np.mean(info.second_stage_acceptance)) < 0.99
     assert_moments(draws, MEAN, np.diag(COVARIANCE))
 
 
-def test_negative_control_without_the_correction_the_test_fails():
+@pytest.mark.parametrize("transitions", [1, 4])
+def test_negative_control_without_the_correction_the_test_fails(transitions):
     """The same kernel, corrected by the surrogate itself (no exact model), is caught."""
-    draws, _ = sample(biased, biased)
+    draws, _ = sample(biased, biased, transitions=transitions)
     z = moment_z_scores(draws, MEAN, np.diag(COVARIANCE))
     assert np.max(np.abs(z)) > 10
+
+
+def test_several_transitions_per_correction_cost_one_exact_log_density():
+    """Four surrogate transitions between corrections: four times the leapfrog steps, one
+    exact correction, and the step size adapted to their mean acceptance."""
+    _, one = sample(exact, exact, draws=500)
+    _, four = sample(exact, exact, draws=500, transitions=4)
+    assert 3.5 < np.mean(four.n_steps) / np.mean(one.n_steps) < 4.5
+    assert np.all(np.asarray(four.second_stage_acceptance) == 1.0)
+    assert 0.7 < float(np.mean(four.acceptance_rate)) < 0.9
 
 
 def test_a_perfect_surrogate_is_always_accepted():

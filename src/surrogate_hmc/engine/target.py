@@ -9,11 +9,22 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-__all__ = ["Target"]
+__all__ = ["Target", "leaf_name"]
 
 JITTER = 1.0
 """Chains start at the initial position plus uniform noise in ``[-JITTER, JITTER]`` per
 coordinate, as PyMC's ``jitter+adapt_diag`` does (unconstrained space)."""
+
+
+def leaf_name(path: tuple) -> str:
+    """A pytree leaf's name: its path's keys and indices joined by dots (``"x"`` at the root).
+
+    Examples
+    --------
+    >>> [leaf_name(path) for path, _ in jax.tree_util.tree_leaves_with_path({"a": [1, 2]})]
+    ['a.0', 'a.1']
+    """
+    return ".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path) or "x"
 
 
 @dataclass(frozen=True)
@@ -31,6 +42,9 @@ class Target:
         Maps a flat position back to the structure the user's function takes (for output).
     jitter
         Whether chains start at jittered copies of ``initial_position``.
+    variables
+        ``(name, shape)`` of each part of a flat position, in order (what a saved surrogate
+        is checked against); by default one variable ``"x"``.
 
     Examples
     --------
@@ -43,6 +57,7 @@ class Target:
     initial_position: np.ndarray
     unravel: Callable[[jax.Array], Any] = field(default=lambda flat: flat)
     jitter: bool = True
+    variables: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     def __post_init__(self) -> None:
         position = np.asarray(self.initial_position, dtype=np.float64)
@@ -53,6 +68,13 @@ class Target:
         if not np.all(np.isfinite(position)):
             raise ValueError("The initial position has non-finite values: give a finite one.")
         object.__setattr__(self, "initial_position", position)
+        variables = tuple((str(n), tuple(int(k) for k in shape)) for n, shape in self.variables)
+        object.__setattr__(self, "variables", variables or (("x", (position.size,)),))
+        sizes = sum(int(np.prod(shape)) for _, shape in self.variables)
+        if sizes != position.size:
+            raise ValueError(
+                f"The variables {self.variables} hold {sizes} values, the position {position.size}."
+            )
 
     @property
     def dim(self) -> int:
@@ -61,14 +83,22 @@ class Target:
 
     @classmethod
     def from_logdensity(cls, logdensity_fn: Callable[[Any], jax.Array], initial_position: Any):
-        """A target from a log-density of any JAX pytree, flattened with ``ravel_pytree``."""
-        raveled, unravel = ravel_pytree(jax.tree.map(jnp.asarray, initial_position))
+        """A target from a log-density of any JAX pytree, flattened with ``ravel_pytree``.
+
+        Its variables are the pytree's leaves, named by their paths (:func:`leaf_name`).
+        """
+        tree = jax.tree.map(jnp.asarray, initial_position)
+        raveled, unravel = ravel_pytree(tree)
         flat = np.asarray(raveled, dtype=np.float64)
+        variables = tuple(
+            (leaf_name(path), np.shape(leaf))
+            for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
+        )
 
         def logdensity(position: jax.Array) -> jax.Array:
             return jnp.asarray(logdensity_fn(unravel(position)), dtype=jnp.float64).reshape(())
 
-        return cls(logdensity, flat, unravel)
+        return cls(logdensity, flat, unravel, variables=variables)
 
     def initial_positions(
         self, chains: int, rng: np.random.Generator, value_and_grad=None
