@@ -132,12 +132,13 @@ def one_logp_limit(result: dict) -> float | None:
     seeds; ``None`` without nutpie low-rank's runs or the model's costs.
     """
     costs = result.get("costs")
-    if not costs or "nutpie_low_rank" not in result["runs"]:
+    if not costs or not costs.get("logp") or "nutpie_low_rank" not in result["runs"]:
         return None
     return _median(
         [
             s["grad_evals"] * costs["logp_dlogp"] / s["min_bulk_ess"] / costs["logp"]
             for s in successes(result, "nutpie_low_rank")
+            if s["min_bulk_ess"] > 0
         ]
     )
 

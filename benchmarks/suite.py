@@ -542,9 +542,10 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     results: list[dict[str, Any]] = []
     earlier = {r["key"]: r for r in previous["results"]} if previous else {}
+    missing = [key for key in args.models if key not in earlier]
+    if args.add and missing:
+        raise SystemExit(f"--add: {', '.join(missing)} have no earlier results to add to")
     for key in args.models:
-        if args.add and key not in earlier:
-            raise SystemExit(f"--add: {key} has no earlier results to add to")
         results.append(
             add_samplers(earlier[key], args.samplers, args.cores, args.blas_threads)
             if args.add

@@ -162,7 +162,9 @@ def _sample_pymc(model, config, seed, initvals, var_names, start, given, save_to
 
         return nutpie.compile_pymc_model(model, initial_points=initvals, var_names=var_names)
 
-    result = run(target, config, seed, nutpie_model, given)
+    # nutpie compiles the model with numba; an Op that has no JAX implementation may have no
+    # numba one either, so a host target is sampled through its JAX function.
+    result = run(target, config, seed, None if target.on_host else nutpie_model, given)
     _warn_if_stayed_exact(result.report)
     _save(result.surrogate, save_to)
     attrs = _attrs(result.report, start)

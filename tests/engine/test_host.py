@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pymc as pm
+import pytest
 
 import surrogate_hmc as shmc
 from surrogate_hmc.engine.host import host_logdensity
@@ -43,6 +44,12 @@ def host_regression():
     return model, mean, covariance
 
 
+# PyTensor compiles the host functions with numba where it can, and says that this Op falls back
+# to object mode.
+NUMBA_OBJECT_MODE = "ignore:Numba will use object mode:UserWarning"
+
+
+@pytest.mark.filterwarnings(NUMBA_OBJECT_MODE)
 def test_a_model_without_jax_is_sampled_exactly_through_host_calls():
     """Exact NUTS, the training and the delayed-acceptance kernel all call the host."""
     model, mean, covariance = host_regression()
@@ -54,6 +61,7 @@ def test_a_model_without_jax_is_sampled_exactly_through_host_calls():
     assert_moments(posterior_array(idata, ["b"]), mean, np.diag(covariance))
 
 
+@pytest.mark.filterwarnings(NUMBA_OBJECT_MODE)
 def test_a_cheap_model_without_jax_is_left_to_nutpie():
     model, mean, covariance = host_regression()
     with model:

@@ -60,13 +60,24 @@ def test_negative_control_without_the_correction_the_test_fails(transitions):
 
 
 def test_several_transitions_per_correction_cost_one_exact_log_density():
-    """Four surrogate transitions between corrections: four times the leapfrog steps, one
-    exact correction, and the step size adapted to their mean acceptance."""
-    _, one = sample(exact, exact, draws=500)
-    _, four = sample(exact, exact, draws=500, transitions=4)
-    assert 3.5 < np.mean(four.n_steps) / np.mean(one.n_steps) < 4.5
-    assert np.all(np.asarray(four.second_stage_acceptance) == 1.0)
-    assert 0.7 < float(np.mean(four.acceptance_rate)) < 0.9
+    """From one tuned state, four surrogate transitions per draw take four times the leapfrog
+    steps of one, for one exact correction each."""
+    chains, one = 4, jnp.int32(1)
+    state = kernel.init(jnp.tile(jnp.asarray(MEAN), (chains, 1)), exact, exact)
+    state = kernel.start_tuning(state, jnp.full(chains, 0.5), 0.8)
+    inverse_mass = jnp.asarray(COVARIANCE)
+    tune_key, one_key, four_key = jax.random.split(jax.random.key(3), 3)
+    state, _, _, _ = kernel.run_chunk(
+        tune_key, state, exact, exact, inverse_mass, jnp.bool_(True), 300, 0.8, 10, one
+    )
+    steps = {}
+    for key, transitions in ((one_key, one), (four_key, jnp.int32(4))):
+        _, _, _, info = kernel.run_chunk(
+            key, state, exact, exact, inverse_mass, jnp.bool_(False), 500, 0.8, 10, transitions
+        )
+        assert np.all(np.asarray(info.second_stage_acceptance) == 1.0)
+        steps[int(transitions)] = float(np.mean(info.n_steps))
+    assert 3.6 < steps[4] / steps[1] < 4.4
 
 
 def test_a_perfect_surrogate_is_always_accepted():

@@ -4,8 +4,14 @@ Some models have no JAX implementation: an ODE solved by scipy, a simulator, a c
 log-density and gradient run on the host, through :func:`jax.pure_callback`, batched over the
 chains: the vmapped kernels hand every chain's position to one callback, which evaluates them
 one after the other. Everything else (the trees, the metric, the surrogate) stays compiled.
+
+The chains' trees are built in lockstep: until the longest tree of an iteration is done, every
+leapfrog step evaluates every chain, those whose tree is finished included (their results are
+discarded). On the host that work is real, so an iteration costs the longest tree's steps
+times the chains, more than the engine's ``exact_gradients`` (the trees' own steps) counts.
 """
 
+import threading
 from collections.abc import Callable
 
 import jax
@@ -15,13 +21,18 @@ import numpy as np
 __all__ = ["host_logdensity"]
 
 
-def _batched(function: Callable[[np.ndarray], np.ndarray], dim: int, outputs: int):
-    """``function`` of one flat position, mapped over the leading axes of ``positions``."""
+def _batched(function: Callable, dim: int, outputs: int, lock: threading.Lock):
+    """``function`` of one flat position, mapped over the leading axes of ``positions``.
+
+    Calls hold ``lock``: host functions (a PyTensor function keeps its own storage) need not
+    be thread-safe, and nutpie calls the log-density from several threads.
+    """
 
     def call(positions):
         positions = np.asarray(positions, dtype=np.float64)
         batch = positions.shape[:-1]
-        rows = [function(row) for row in positions.reshape(-1, dim)]
+        with lock:
+            rows = [function(row) for row in positions.reshape(-1, dim)]
         if outputs == 1:
             return np.asarray(rows, dtype=np.float64).reshape(batch)
         values = np.asarray([row[0] for row in rows], dtype=np.float64).reshape(batch)
@@ -65,8 +76,9 @@ def host_logdensity(
     """
     value_shape = jax.ShapeDtypeStruct((), jnp.float64)
     gradient_shape = jax.ShapeDtypeStruct((dim,), jnp.float64)
-    value_only = _batched(logp, dim, outputs=1)
-    with_gradient = _batched(logp_and_gradient, dim, outputs=2)
+    lock = threading.Lock()
+    value_only = _batched(logp, dim, 1, lock)
+    with_gradient = _batched(logp_and_gradient, dim, 2, lock)
 
     @jax.custom_vjp
     def logdensity(position: jax.Array) -> jax.Array:

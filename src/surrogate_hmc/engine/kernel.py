@@ -51,9 +51,10 @@ class DAState(NamedTuple):
 class DAInfo(NamedTuple):
     """What each chain's step did (one value per chain).
 
-    ``acceptance_rate``, ``n_steps``, ``tree_depth`` and ``diverging`` describe NUTS's tree on
-    the surrogate; ``second_stage_acceptance`` is the exact correction's acceptance probability
-    (1 when NUTS returned the current point, where nothing exact is needed).
+    ``acceptance_rate`` (their mean), ``n_steps`` (their sum), ``tree_depth`` (the deepest)
+    and ``diverging`` (any) describe the step's NUTS trees on the surrogate;
+    ``second_stage_acceptance`` is the exact correction's acceptance probability (1 when the
+    trees returned to the current point, where nothing exact is needed).
     """
 
     acceptance_rate: jax.Array
@@ -286,9 +287,16 @@ def run_chunk(
 
 
 def start_tuning(state: Any, step_size: jax.Array, target_accept: float) -> TuningState:
-    """Begin adapting every chain's step size from ``step_size`` (one per chain)."""
+    """Begin adapting every chain's step size from ``step_size`` (one per chain).
+
+    BlackJAX starts dual averaging from Python numbers, which JAX types weakly, and a chunk
+    returns them strongly typed: they are made strong here, so that the first and every later
+    chunk share one compiled program.
+    """
     init_adaptation, _, _ = step_size_adaptation(target_accept)
-    return TuningState(state, jax.vmap(init_adaptation)(step_size))
+    adaptation = jax.vmap(init_adaptation)(jnp.asarray(step_size))
+    strong = jax.tree.map(lambda leaf: jax.lax.convert_element_type(leaf, leaf.dtype), adaptation)
+    return TuningState(state, strong)
 
 
 def tuned_step_size(state: TuningState, target_accept: float) -> jax.Array:

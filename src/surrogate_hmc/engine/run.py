@@ -68,6 +68,8 @@ log-density alone is timed, the first cost check prices it at this share, the mo
 to a surrogate."""
 MAX_TRANSITIONS = 8
 """Most surrogate NUTS transitions between two exact corrections that the engine chooses."""
+MIN_SECOND_STAGE_FOR_MORE = 0.9
+"""Mean second-stage acceptance below which the draws make one surrogate transition each."""
 DENSE_MAX_DIM = 64
 """Largest dimension whose exact phase uses a dense metric (BlackJAX factors it every
 transition, at a cost cubic in the dimension)."""
@@ -118,7 +120,8 @@ class EngineConfig:
     surrogate_transitions
         NUTS transitions on the surrogate between two exact corrections in the draws
         (``None``: chosen from the surrogate kernel's tuning, from 1 to
-        :data:`MAX_TRANSITIONS`; see :func:`transitions_per_correction`).
+        :data:`MAX_TRANSITIONS`, see :func:`transitions_per_correction`; always 1 with
+        ``cost_gate=False``, so that the draws depend on the seed alone).
     progressbar
         Show progress.
 
@@ -361,12 +364,29 @@ def transitions_per_correction(
     >>> transitions_per_correction(0.6, 0.004, 0.001)
     2
     """
+    surrogate_seconds = iteration_seconds - logp_seconds
+    if surrogate_seconds <= 0:  # the timing cannot tell: the cheapest choice
+        return 1
     transitions = np.arange(1, MAX_TRANSITIONS + 1)
     correlation = float(np.clip(autocorrelation, -0.99, 0.99)) ** transitions
     effective_per_draw = (1 - correlation) / (1 + correlation)
-    surrogate_seconds = max(iteration_seconds - logp_seconds, 0.0)
     seconds = logp_seconds + transitions * surrogate_seconds
     return int(transitions[np.argmax(effective_per_draw / seconds)])
+
+
+def _transitions(draws, second_stage, iteration_seconds, logp_seconds, config) -> int:
+    """The surrogate transitions per exact correction for the draws.
+
+    One when the cost gate is off (the draws then depend on the seed alone, not on timing)
+    or when the correction rejects more than :data:`MIN_SECOND_STAGE_FOR_MORE` of the time:
+    rejections repeat draws whatever the transitions, and a longer move is rejected more.
+    Otherwise :func:`transitions_per_correction`.
+    """
+    if not config.cost_gate or np.mean(second_stage) < MIN_SECOND_STAGE_FOR_MORE:
+        return 1
+    return transitions_per_correction(
+        lag_one_autocorrelation(draws), iteration_seconds, logp_seconds
+    )
 
 
 def _window_ends(tune: int) -> list[int]:
@@ -589,7 +609,7 @@ def run(
             report.exact_gradients = whole.gradients
             report.seconds["exact"] = time.perf_counter() - start
             return EngineResult(whole.positions, whole.stats, report, None, whole.trace)
-    logp_seconds = _seconds(jax.jit(jax.vmap(exact)), starts)
+    logp_seconds = _seconds(jax.jit(jax.vmap(exact)), jnp.asarray(starts))
     with RunProgress(total, config.chains, enabled=config.progressbar) as progress:
         exact_chains = _ExactChains(exact, starts, config, progress)
         switch = _Switch(target.variables, start, logp_seconds)
@@ -622,7 +642,18 @@ def _run_in_jax(key, exact_chains, config, report, switch: _Switch, given):
     """Exact NUTS on every chain until one surrogate takes over, or to the end."""
     total = config.tune + config.draws
     training_at = config.first_training_at
-    given_at = CHUNK * -(-given_pilot_at(config.tune) // CHUNK) if given is not None else None
+    given_at = None
+    if given is not None:
+        given_at = CHUNK * -(-given_pilot_at(config.tune) // CHUNK)
+        if given_at > config.last_training_at:
+            warnings.warn(
+                f"tune={config.tune} is too short to pilot the given surrogate (after "
+                f"{given_at} exact iterations, a {config.switch.pilot_iterations}-iteration "
+                f"pilot and {MIN_SURROGATE_TUNING} of its own tuning): it is not used. Give "
+                f"tune >= {given_at + config.switch.pilot_iterations + MIN_SURROGATE_TUNING}.",
+                stacklevel=4,
+            )
+            given_at = None
     tuning_keys = iter(jax.random.split(jax.random.fold_in(key, 0), total))
     while exact_chains.iteration < config.tune:
         exact_chains.tune(next(tuning_keys))
@@ -634,6 +665,7 @@ def _run_in_jax(key, exact_chains, config, report, switch: _Switch, given):
             exact_chains.iteration >= training_at
             and exact_chains.iteration <= config.last_training_at
             and sum(not record.given for record in report.trainings) < MAX_TRAININGS
+            and (given_at is None or exact_chains.iteration >= given_at)
         )
         if not ready:
             continue
@@ -744,14 +776,15 @@ def _switch(
     chunks = -(-tuning_left // CHUNK)
     window_end = chunks // 2 if chunks * CHUNK >= 2 * MIN_SURROGATE_TUNING else 0
     one = jnp.int32(1)
-    tuning_draws, chunk_seconds = [], []
+    tuning_draws, second_stage, chunk_seconds = [], [], []
     for index, chunk_key in enumerate(jax.random.split(tuning_key, chunks)):
         chunk_tic = time.perf_counter()
-        state, chunk, _, _ = kernel.run_chunk(
+        state, chunk, _, info = kernel.run_chunk(
             chunk_key, state, surrogate.logdensity, exact_chains.exact, inverse_mass,
             jnp.bool_(True), CHUNK, config.target_accept, config.max_tree_depth, one,
         )  # fmt: skip
         tuning_draws.append(np.asarray(chunk))
+        second_stage.append(np.asarray(info.second_stage_acceptance))
         chunk_seconds.append(time.perf_counter() - chunk_tic)
         progress.advance(CHUNK, "surrogate", divergences=exact_chains.divergences)
         if index + 1 == window_end:
@@ -759,10 +792,12 @@ def _switch(
             inverse_mass = jnp.asarray(regularized_covariance(drawn, np.asarray(inverse_mass)))
             step_size = jnp.exp(state.step_size.log_step_size)
             state = kernel.start_tuning(state.chains, step_size, config.target_accept)
-    report.surrogate_transitions = config.surrogate_transitions or transitions_per_correction(
-        lag_one_autocorrelation(np.concatenate(tuning_draws[window_end:])),
+    report.surrogate_transitions = config.surrogate_transitions or _transitions(
+        np.concatenate(tuning_draws[window_end:]),
+        np.concatenate(second_stage[window_end:]),
         float(np.median(chunk_seconds[window_end:])) / CHUNK,
         switch.logp_seconds,
+        config,
     )
     keys = jax.random.split(draws_key, -(-config.draws // CHUNK))
     positions, stats, report.interrupted = _frozen_draws(
@@ -772,11 +807,9 @@ def _switch(
     report.seconds["surrogate"] = time.perf_counter() - tic
     tuning_iterations = pilot.record.iterations + chunks * CHUNK
     report.exact_logps = int(stats["n_exact_logp"].sum()) + config.chains * tuning_iterations
+    step_size = float(np.median(kernel.tuned_step_size(state, config.target_accept)))
     trained = TrainedSurrogate.from_surrogate(
-        surrogate,
-        variables=switch.variables,
-        network=network,
-        step_size=float(np.median(kernel.tuned_step_size(state, config.target_accept))),
+        surrogate, variables=switch.variables, network=network, step_size=step_size,
         inverse_mass=np.asarray(inverse_mass),
-    )
+    )  # fmt: skip
     return EngineResult(positions, stats, report, trained)

@@ -24,7 +24,8 @@ def leaf_name(path: tuple) -> str:
     >>> [leaf_name(path) for path, _ in jax.tree_util.tree_leaves_with_path({"a": [1, 2]})]
     ['a.0', 'a.1']
     """
-    return ".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path) or "x"
+    parts = (getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path)
+    return ".".join(map(str, parts)) or "x"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class Target:
     variables
         ``(name, shape)`` of each part of a flat position, in order (what a saved surrogate
         is checked against); by default one variable ``"x"``.
+    on_host
+        Whether ``logdensity`` calls the host (:mod:`surrogate_hmc.engine.host`) rather
+        than running in JAX.
 
     Examples
     --------
@@ -55,9 +59,10 @@ class Target:
 
     logdensity: Callable[[jax.Array], jax.Array]
     initial_position: np.ndarray
-    unravel: Callable[[jax.Array], Any] = field(default=lambda flat: flat)
+    unravel: Callable[..., Any] = field(default=lambda flat: flat)
     jitter: bool = True
     variables: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    on_host: bool = False
 
     def __post_init__(self) -> None:
         position = np.asarray(self.initial_position, dtype=np.float64)

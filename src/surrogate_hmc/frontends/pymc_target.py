@@ -30,6 +30,27 @@ def _jaxified(inputs, outputs):
         return None
 
 
+def _jax_logdensity(model, value_vars, unravel, flat: np.ndarray):
+    """The model's log-density in JAX, or ``None`` when an Op has no JAX implementation.
+
+    An Op can lack one when the graph is converted or only when it is traced: both are tried.
+    """
+    import jax
+
+    logp = _jaxified(value_vars, [model.logp()])
+    if logp is None:
+        return None
+
+    def logdensity(position):
+        return logp(*unravel(position))[0]
+
+    try:
+        jax.eval_shape(jax.value_and_grad(logdensity), jnp.asarray(flat))
+    except NotImplementedError:
+        return None
+    return logdensity
+
+
 def _host_logdensity(model, value_vars, unravel, dim: int):
     """The model's log-density compiled by PyTensor, called from JAX on the host."""
     import pytensor.tensor as pt
@@ -44,7 +65,7 @@ def _host_logdensity(model, value_vars, unravel, dim: int):
 
     def value_and_gradient(position):
         value, gradient = both_fn(*unravel(position))
-        return float(value), gradient
+        return float(value), np.array(gradient, dtype=np.float64)  # a copy: never PyTensor's
 
     return host_logdensity(value, value_and_gradient, dim)
 
@@ -75,17 +96,13 @@ def pymc_target(model, initvals: dict | None, random_seed: int) -> Target:
         parts = xp.split(position, splits)
         return [part.reshape(shape) for part, shape in zip(parts, shapes, strict=True)]
 
-    logp = _jaxified(value_vars, [model.logp()])
-    if logp is None:
+    logdensity = _jax_logdensity(model, value_vars, unravel, flat)
+    on_host = logdensity is None
+    if logdensity is None:
         host_unravel = functools.partial(unravel, xp=np)
         logdensity = _host_logdensity(model, value_vars, host_unravel, flat.size)
-    else:
-
-        def logdensity(position):
-            return logp(*unravel(position))[0]
-
     variables = tuple((v.name, shape) for v, shape in zip(value_vars, shapes, strict=True))
-    return Target(logdensity, flat, unravel, variables=variables)
+    return Target(logdensity, flat, unravel, variables=variables, on_host=on_host)
 
 
 def pymc_output(
@@ -169,7 +186,10 @@ def _constrained(model, outputs, target: Target, flat: np.ndarray) -> list[np.nd
 
         return [np.asarray(r) for r in jax.jit(jax.vmap(constrained))(jnp.asarray(flat))]
     function = model.compile_fn(outputs, inputs=value_vars, point_fn=False)
-    rows = [function(*target.unravel(position, xp=np)) for position in flat]
+    rows = [
+        [np.array(value) for value in function(*target.unravel(position, xp=np))]
+        for position in flat
+    ]
     return [np.stack([row[i] for row in rows]) for i in range(len(outputs))]
 
 
