@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from surrogate_hmc.core.costs import CostVerdict, FailureBooks
+from surrogate_hmc.core.cost_ledger import CostVerdict, FailureBooks
 from surrogate_hmc.core.lifecycle import LifecycleState, PilotRecord, TrainingRecord
 
 __all__ = [
@@ -44,8 +44,8 @@ GATE_FIELDS = (
     "quality", "cap",
 )  # fmt: skip
 """The entries of the ``cost_gate`` stat: the :class:`GateDecision`, the gate's
-:class:`~surrogate_hmc.core.costs.CostVerdict` (seconds) and its books on failures
-(:class:`~surrogate_hmc.core.costs.FailureBooks`; ``nan`` until a failure was counted)."""
+:class:`~surrogate_hmc.core.cost_ledger.CostVerdict` (seconds) and its books on failures
+(:class:`~surrogate_hmc.core.cost_ledger.FailureBooks`; ``nan`` until a failure was counted)."""
 RECORD_DTYPE, GATE_DTYPE = np.dtype("<f4"), np.dtype("<f8")
 RECORD_BYTES = MAX_RECORDS * len(RECORD_FIELDS) * RECORD_DTYPE.itemsize
 GATE_BYTES = len(GATE_FIELDS) * GATE_DTYPE.itemsize
@@ -117,7 +117,7 @@ class ChainHistory(NamedTuple):
 
         Examples
         --------
-        >>> from surrogate_hmc.core.costs import judge_cost
+        >>> from surrogate_hmc.core.cost_ledger import judge_cost
         >>> cost = judge_cost(exact_iteration=0.0004, logp=0.00002, remaining=1950)
         >>> print(ChainHistory((), 0, GateDecision.STAY_NUTS, cost, None).describe())
         the cost gate kept it plain NUTS

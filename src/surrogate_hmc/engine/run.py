@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from surrogate_hmc.core.buffer import TrainingBuffer
-from surrogate_hmc.core.costs import MAX_FAILURE_SHARE, CostVerdict, judge_cost
+from surrogate_hmc.core.cost_ledger import MAX_FAILURE_SHARE, CostVerdict, judge_cost
 from surrogate_hmc.core.exploration import RECENT_DRAWS, spread_ratio, tail_gap
 from surrogate_hmc.core.fitting import fit_surrogate
 from surrogate_hmc.core.lifecycle import PilotRecord, TrainingRecord

@@ -14,7 +14,7 @@ from pymc.step_methods.hmc.nuts import NUTS
 
 from surrogate_hmc.core.buffer import TrainingBuffer
 from surrogate_hmc.core.compiled import draw_seed
-from surrogate_hmc.core.costs import (
+from surrogate_hmc.core.cost_ledger import (
     MIN_SETTLED_ITERATIONS,
     MIN_TREE_STEPS,
     CostVerdict,
