@@ -10,7 +10,7 @@ into fixed-size bytes: ``training_history`` holds a row of :data:`RECORD_FIELDS`
 """
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -28,6 +28,7 @@ __all__ = [
     "GateDecision",
     "decode_history",
     "encode_history",
+    "encode_records",
 ]
 
 MAX_RECORDS = 12
@@ -190,11 +191,19 @@ def _record_row(record: TrainingRecord) -> list[float]:
 
 def encode_history(state: LifecycleState) -> dict[str, Any]:
     """The :data:`HISTORY_STATS` of a chain's lifecycle state."""
-    records = state.records[-MAX_RECORDS:]
+    return encode_records(state.records, state.cost, state.books)
+
+
+def encode_records(
+    all_records: Sequence[TrainingRecord],
+    cost: CostVerdict | None,
+    books: FailureBooks | None = None,
+) -> dict[str, Any]:
+    """The :data:`HISTORY_STATS` of trainings and a cost verdict (the last ``MAX_RECORDS``)."""
+    records = all_records[-MAX_RECORDS:]
     history = np.full((MAX_RECORDS, len(RECORD_FIELDS)), np.nan, dtype=RECORD_DTYPE)
     if records:
         history[: len(records)] = [_record_row(r) for r in records]
-    cost, books = state.cost, state.books
     decision = gate_decision(cost, books)
     gate = np.full(len(GATE_FIELDS), np.nan, dtype=GATE_DTYPE)
     gate[0] = decision
@@ -208,7 +217,7 @@ def encode_history(state: LifecycleState) -> dict[str, Any]:
             books.spent, books.attempt, books.iterations, books.saving, books.quality, books.cap,
         ]  # fmt: skip
     return {
-        "n_trainings": len(state.records),
+        "n_trainings": len(all_records),
         "gate_decision": int(decision),
         "training_history": history.tobytes(),
         "cost_gate": gate.tobytes(),

@@ -30,6 +30,7 @@ from surrogate_hmc.core.buffer import TrainingBuffer
 from surrogate_hmc.core.cost_ledger import MAX_FAILURE_SHARE, CostVerdict, judge_cost
 from surrogate_hmc.core.exploration import RECENT_DRAWS, spread_ratio, tail_gap
 from surrogate_hmc.core.fitting import fit_surrogate
+from surrogate_hmc.core.history import HISTORY_STATS, encode_records
 from surrogate_hmc.core.lifecycle import PilotRecord, TrainingRecord
 from surrogate_hmc.core.metric import regularized_covariance
 from surrogate_hmc.core.network import NetworkConfig
@@ -43,7 +44,7 @@ from surrogate_hmc.engine.exact import nutpie_run
 from surrogate_hmc.engine.progress import RunProgress
 from surrogate_hmc.engine.target import Target
 
-__all__ = ["EngineConfig", "EngineResult", "RunReport", "check_given", "run"]
+__all__ = ["EngineConfig", "EngineResult", "RunReport", "check_given", "run", "with_history"]
 
 CHUNK = 10
 """Iterations per compiled call: the grain of the metric windows, the progress and Ctrl-C."""
@@ -514,15 +515,17 @@ def _frozen_draws(
 
     Ctrl-C during the draws returns the draws made so far (and ``True``).
     """
-    positions, infos = [], []
+    positions, infos, seconds = [], [], []
     interrupted = False
     try:
         for chunk_key in keys:
+            tic = time.perf_counter()
             state, chunk, _, info = kernel.run_chunk(
                 chunk_key, state, surrogate, exact, inverse_mass, jnp.bool_(False), CHUNK,
                 config.target_accept, config.max_tree_depth, jnp.int32(transitions),
             )  # fmt: skip
             positions.append(np.asarray(chunk))
+            seconds.append(np.full(CHUNK, (time.perf_counter() - tic) / CHUNK))
             infos.append(info)
             divergences += int(np.sum(info.diverging))
             progress.advance(CHUNK, "draws", divergences=divergences)
@@ -535,11 +538,16 @@ def _frozen_draws(
     draws = np.swapaxes(np.concatenate(positions), 0, 1)[:, : config.draws]
     info = jax.tree.map(lambda *parts: np.concatenate(parts), *infos)
     stats = _draw_stats(info, surrogate is not None)
+    stats["perf_counter_diff"] = np.tile(np.concatenate(seconds), (draws.shape[0], 1))
     return draws, {name: value[:, : config.draws] for name, value in stats.items()}, interrupted
 
 
 def _draw_stats(info: kernel.DAInfo, surrogate: bool) -> dict[str, np.ndarray]:
-    """Per-draw stats ``(chains, draws)`` from the kernel's ``(draws, chains)`` info."""
+    """Per-draw stats ``(chains, draws)`` from the kernel's ``(draws, chains)`` info.
+
+    ``perf_counter_diff``, added by the caller, is the wall time of an iteration of all
+    chains together (they run as one program).
+    """
     as_numpy = {name: np.asarray(value).T for name, value in info._asdict().items()}
     n_steps = as_numpy["n_steps"].astype(np.int64)
     ones = np.ones(n_steps.shape, dtype=np.int64)
@@ -557,6 +565,22 @@ def _draw_stats(info: kernel.DAInfo, surrogate: bool) -> dict[str, np.ndarray]:
         "n_exact_grad": 0 * ones if surrogate else n_steps,
         "n_exact_logp": ones if surrogate else 0 * ones,
     }
+
+
+def with_history(result: EngineResult) -> EngineResult:
+    """The result with the run's trainings and cost verdict in every draw's stats.
+
+    The :data:`~surrogate_hmc.core.history.HISTORY_STATS` that ``SurrogateHMC`` writes, the
+    same for every chain (they share the trainings), so that :func:`surrogate_hmc.decisions`
+    and :func:`surrogate_hmc.plot_diagnostics` read them.
+    """
+    shape = result.stats["phase"].shape
+    encoded = encode_records(result.report.trainings, result.report.cost)
+    history = {
+        name: np.full(shape, encoded[name], dtype=dtype)
+        for name, (dtype, _) in HISTORY_STATS.items()
+    }
+    return result._replace(stats=result.stats | history)
 
 
 def run(
@@ -608,12 +632,14 @@ def run(
             )  # fmt: skip
             report.exact_gradients = whole.gradients
             report.seconds["exact"] = time.perf_counter() - start
-            return EngineResult(whole.positions, whole.stats, report, None, whole.trace)
+            return with_history(
+                EngineResult(whole.positions, whole.stats, report, None, whole.trace)
+            )
     logp_seconds = _seconds(jax.jit(jax.vmap(exact)), jnp.asarray(starts))
     with RunProgress(total, config.chains, enabled=config.progressbar) as progress:
         exact_chains = _ExactChains(exact, starts, config, progress)
         switch = _Switch(target.variables, start, logp_seconds)
-        return _run_in_jax(key, exact_chains, config, report, switch, given)
+        return with_history(_run_in_jax(key, exact_chains, config, report, switch, given))
 
 
 def check_given(given: TrainedSurrogate, target: Target) -> None:
