@@ -47,6 +47,12 @@ COUNTING = """\
   nutpie is nutpie's default (diagonal mass matrix adapted from draws and gradients), what
   `pm.sample()` runs on PyMC 6 when nutpie is installed; nutpie low-rank adapts a low-rank
   modified mass matrix (`adaptation="low_rank"`), the strongest exact peer here.
+- **One-logp limit** (on the surrogate samplers' rows): the ESS/s ratio to nutpie low-rank
+  that a sampler would reach if every effective draw cost it one exact logp and nothing else:
+  nutpie low-rank's exact seconds per effective draw (its gradient evaluations times one
+  logp+gradient, over its min bulk ESS) divided by one exact logp's seconds (median over
+  seeds). A surrogate sampler passes it only with more than one effective draw per exact
+  logp: antithetic draws, or several surrogate transitions per exact correction.
 - **R-hat** is the largest rank-normalized R-hat over all parameters and seeds.
 - **Exact evaluations** cover tuning and draws of all chains (median over seeds). PyMC's NUTS:
   the sum of `n_steps` (one logp+gradient per leapfrog step) plus one per iteration (the start of
@@ -118,14 +124,33 @@ def successes(result: dict, sampler: str) -> list[dict]:
     return [r["summary"] for r in result["runs"][sampler].values() if r["status"] == "ok"]
 
 
+def one_logp_limit(result: dict) -> float | None:
+    """The ESS/s ratio to nutpie low-rank of a sampler paying one exact logp per effective draw.
+
+    nutpie low-rank's exact seconds per effective draw (its gradient evaluations times one
+    logp+gradient's time, over its min bulk ESS) divided by one exact logp's time: median over
+    seeds; ``None`` without nutpie low-rank's runs or the model's costs.
+    """
+    costs = result.get("costs")
+    if not costs or not costs.get("logp") or "nutpie_low_rank" not in result["runs"]:
+        return None
+    return _median(
+        [
+            s["grad_evals"] * costs["logp_dlogp"] / s["min_bulk_ess"] / costs["logp"]
+            for s in successes(result, "nutpie_low_rank")
+            if s["min_bulk_ess"] > 0
+        ]
+    )
+
+
 def summary_table(results: list[dict]) -> list[str]:
     peers = [p for p in PEERS if any(p in r["runs"] for r in results)]
     lines = [
         "| model | sampler | wall time (s) | min bulk ESS | ESS/s | R-hat max | "
         + " | ".join(f"ESS/s ratio to {SAMPLER_LABELS[p]}" for p in peers)
-        + " | exact grad evals | exact logp evals | acceptance | surrogate draws "
-        "| max \\|Δmean\\| / MCSE | load |",
-        "|---|---|" + "---:|" * (12 + len(peers) - 2),
+        + " | one-logp limit | exact grad evals | exact logp evals | acceptance "
+        "| surrogate draws | max \\|Δmean\\| / MCSE | load |",
+        "|---|---|" + "---:|" * (13 + len(peers) - 2),
     ]
     for result in results:
         for sampler, runs in result["runs"].items():
@@ -137,7 +162,7 @@ def summary_table(results: list[dict]) -> list[str]:
                 label += f" (**{len(failed)} of {len(records)} runs failed**)"
             if not summaries:
                 error = _escape(failed[0]["error"])
-                cells = [f"failed: {error}", *[""] * (9 + len(peers))]
+                cells = [f"failed: {error}", *[""] * (10 + len(peers))]
                 lines.append(f"| {result['title']} | {label} | " + " | ".join(cells) + " |")
                 continue
 
@@ -154,6 +179,7 @@ def summary_table(results: list[dict]) -> list[str]:
                 _three_digits(_median_of(summaries, "ess_per_s")),
                 "n/a" if None in rhats else f"{max(rhats):.3f}",
                 *[_ratio_cell(summaries, sampler, p) for p in peers],
+                _fmt(one_logp_limit(result), ".1f") if sampler in SURROGATES else "",
                 f"{_median_of(summaries, 'grad_evals'):,.0f}",
                 f"{_median_of(summaries, 'logp_evals'):,.0f}",
                 acceptance,
@@ -179,6 +205,9 @@ def model_section(result: dict) -> list[str]:
             f"- one exact logp: {1e3 * costs['logp']:.3f} ms; one exact logp + gradient: "
             f"{1e3 * costs['logp_dlogp']:.3f} ms (at the initial point, in PyMC NUTS's process)"
         )
+    limit = one_logp_limit(result)
+    if limit is not None:
+        lines.append(f"- one-logp limit: {limit:.1f}x nutpie low-rank's ESS/s")
     orders = "; ".join(
         f"seed {seed}: " + ", ".join(SAMPLER_LABELS[s] for s in order)
         for seed, order in result["orders"].items()
@@ -254,7 +283,12 @@ def markdown(meta: dict, results: list[dict], figure: str) -> str:
         lines += [
             f"Re-run on {update['date']} (commit {update['commit']}, load average "
             f"{update['load_average_start'][0]:.1f} at its start) with `{update['command']}`, "
-            f"which replaced the results of: {', '.join(update['models'])}.",
+            + (
+                f"which added the runs of {', '.join(update['added'])} (after the others of "
+                f"each seed) to: {', '.join(update['models'])}."
+                if update.get("added")
+                else f"which replaced the results of: {', '.join(update['models'])}."
+            ),
             "",
         ]
     if meta.get("models_missing"):

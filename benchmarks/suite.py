@@ -27,7 +27,8 @@ posterior mean from NUTS's in units of their combined MCSE. A failed run gets a 
 Writes ``results.md``, ``results.json`` and ``benchmark_ratios.png``: by default into
 ``docs/benchmarks/`` and ``docs/_static/`` for the full run, and into a new temporary directory
 for ``--quick``; ``--output DIR`` puts all three in ``DIR``. ``--update`` re-runs some models
-(``--models``) and replaces only them in the existing ``results.json``.
+(``--models``) and replaces only them in the existing ``results.json``; ``--add`` runs only
+``--samplers`` on them and adds their runs to those already there.
 
 Run ``nox -s benchmarks`` (full) or ``nox -s benchmarks_quick`` (smoke run with ``--strict``),
 or ``python benchmarks/suite.py --quick --models banana gp --samplers nuts logp``.
@@ -122,12 +123,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="replace only the models run now in the output directory's results.json (which "
         "must have the same settings)",
     )  # fmt: skip
+    parser.add_argument(
+        "--add", action="store_true",
+        help="run only --samplers (not PyMC's NUTS) on --models and add their runs to the output "
+        "directory's results.json (same settings), with their ratios to the runs there",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     args.models = args.models or (QUICK_MODELS if args.quick else list(BENCHMARKS))
-    args.samplers = [
-        "nuts",
-        *(s for s in SAMPLER_LABELS if s in (args.samplers or DEFAULT_SAMPLERS) and s != "nuts"),
-    ]
+    if args.add:
+        if not args.samplers or "nuts" in args.samplers:
+            parser.error("--add needs --samplers, without nuts (the reference already there)")
+        args.update = True
+    else:
+        chosen = args.samplers or DEFAULT_SAMPLERS
+        args.samplers = ["nuts", *(s for s in SAMPLER_LABELS if s in chosen and s != "nuts")]
     args.seeds = args.seeds or ([1] if args.quick else DEFAULT_SEEDS)
     args.max_rhat = QUICK_MAX_RHAT if args.quick else MAX_RHAT
     if args.docs and args.output is not None:
@@ -294,6 +303,38 @@ def compare(result: dict) -> None:
                 summary["max_difference_parameter"] = worst
 
 
+def run_spec(result: dict, seed: int, sampler: str, position: int, common: dict) -> None:
+    """One (seed, sampler) of a model in a fresh process, into ``result["runs"]``."""
+    key = result["key"]
+    costs = result["costs"] is None and sampler == "nuts"
+    spec = common | {"model": key, "sampler": sampler, "seed": seed, "costs": costs}
+    record = run_isolated(spec) | {"position": position}
+    result["costs"] = record.pop("costs", result["costs"])
+    result["runs"].setdefault(sampler, {})[str(seed)] = record
+    summary = record.get("summary")
+    status = (
+        f"{summary['wall_time']:.1f} s, min bulk ESS {summary['min_bulk_ess']:.0f}, "
+        f"R-hat {summary['rhat_max'] or math.nan:.3f}"
+        if summary
+        else f"FAILED ({record['error']})"
+    )
+    print(f"[{key} seed {seed}] {record['label']}: {status}", flush=True)
+
+
+def add_samplers(result: dict, samplers: list[str], cores: int, blas_threads: int) -> dict:
+    """A model's earlier ``result`` with the runs of ``samplers`` added (after the others)."""
+    common = {key: result[key] for key in ("size", "tune", "draws", "chains")}
+    common |= {"cores": cores, "blas_threads": blas_threads}
+    for seed in result["seeds"]:
+        order = [s for s in result["orders"][str(seed)] if s not in samplers]
+        for sampler in samplers:
+            run_spec(result, seed, sampler, len(order), common)
+            order.append(sampler)
+        result["orders"][str(seed)] = order
+    compare(result)
+    return result
+
+
 def run_benchmark(
     key: str,
     size: dict[str, Any],
@@ -319,25 +360,13 @@ def run_benchmark(
         "costs": None,
         "runs": {sampler: {} for sampler in samplers},
     }
-    common = {"model": key, "size": size, "tune": tune, "draws": draws, "chains": chains}
+    common = {"size": size, "tune": tune, "draws": draws, "chains": chains}
     common |= {"cores": cores, "blas_threads": blas_threads}
     for index, seed in enumerate(seeds):
         order = rotated(samplers, index)
         result["orders"][str(seed)] = order
         for position, sampler in enumerate(order):
-            costs = result["costs"] is None and sampler == "nuts"
-            spec = common | {"sampler": sampler, "seed": seed, "costs": costs}
-            record = run_isolated(spec) | {"position": position}
-            result["costs"] = record.pop("costs", result["costs"])
-            result["runs"][sampler][str(seed)] = record
-            summary = record.get("summary")
-            status = (
-                f"{summary['wall_time']:.1f} s, min bulk ESS {summary['min_bulk_ess']:.0f}, "
-                f"R-hat {summary['rhat_max'] or math.nan:.3f}"
-                if summary
-                else f"FAILED ({record['error']})"
-            )
-            print(f"[{key} seed {seed}] {record['label']}: {status}", flush=True)
+            run_spec(result, seed, sampler, position, common)
     compare(result)
     return result
 
@@ -493,6 +522,8 @@ def merged(previous: dict | None, meta: dict, results: list[dict]) -> tuple[dict
     update = {key: meta[key] for key in ("date", "command", "commit", "total_minutes")}
     update |= {"models": [r["key"] for r in results], "versions": meta["versions"]}
     update |= {key: meta[key] for key in ("load_average_start", "load_average_end")}
+    if meta.get("added"):
+        update["added"] = meta["added"]
     new_meta = previous["meta"] | {"updates": [*previous["meta"].get("updates", []), update]}
     by_key = {r["key"]: r for r in previous["results"]} | {r["key"]: r for r in results}
     return new_meta, [by_key[key] for key in BENCHMARKS if key in by_key]
@@ -506,10 +537,20 @@ def main(argv: list[str] | None = None) -> int:
     markdown_dir, figure_dir = output_paths(args)
     meta = run_meta(args, f"python benchmarks/suite.py {shlex.join(argv)}".strip())
     previous = previous_results(args, markdown_dir, meta)
+    if args.add:
+        meta["added"] = [SAMPLER_LABELS[s] for s in args.samplers]
     start = time.perf_counter()
     results: list[dict[str, Any]] = []
+    earlier = {r["key"]: r for r in previous["results"]} if previous else {}
+    missing = [key for key in args.models if key not in earlier]
+    if args.add and missing:
+        raise SystemExit(f"--add: {', '.join(missing)} have no earlier results to add to")
     for key in args.models:
-        results.append(run_model(key, args))
+        results.append(
+            add_samplers(earlier[key], args.samplers, args.cores, args.blas_threads)
+            if args.add
+            else run_model(key, args)
+        )
         # After every model, so that an interrupted run leaves what it measured.
         meta["total_minutes"] = (time.perf_counter() - start) / 60
         meta["load_average_end"] = os.getloadavg()

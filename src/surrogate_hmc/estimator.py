@@ -10,7 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 import pymc as pm
 
-from surrogate_hmc.core.cost import CostNetwork, augmented_targets, build_cost_network, fit_cost
+from surrogate_hmc.core.cost_network import (
+    CostNetwork,
+    augmented_targets,
+    build_cost_network,
+    fit_cost,
+)
 from surrogate_hmc.core.distances import DISTANCES, resolve
 from surrogate_hmc.core.network import NetworkConfig
 from surrogate_hmc.core.persistence import (

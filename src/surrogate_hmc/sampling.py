@@ -1,5 +1,6 @@
 """``shmc.sample``: every chain in one run, one shared surrogate, for PyMC models and JAX."""
 
+import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -10,9 +11,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from surrogate_hmc.core.network import NetworkConfig
+from surrogate_hmc.core.reuse import check_save_to, given_surrogate
 from surrogate_hmc.core.schedule import SwitchTest
+from surrogate_hmc.core.trained import TrainedSurrogate
 from surrogate_hmc.core.training import TrainingConfig
 from surrogate_hmc.engine import EngineConfig, RunReport, Target, run
+from surrogate_hmc.engine.target import leaf_name
 
 __all__ = ["sample"]
 
@@ -36,6 +40,9 @@ def sample(
     switch: SwitchTest | None = None,
     first_training: int | None = None,
     cost_gate: bool = True,
+    surrogate_transitions: int | None = None,
+    surrogate: "TrainedSurrogate | str | os.PathLike | None" = None,
+    save_to: str | os.PathLike | None = None,
 ):
     """Sample all chains at once, with one surrogate learned from all of them.
 
@@ -43,7 +50,8 @@ def sample(
     gradient per leapfrog step, the metric estimated from the pooled draws of all chains).
     After a tenth of the tuning, one log-density surrogate is trained on the pooled draws and
     piloted; if it passes, a compiled delayed-acceptance NUTS kernel finishes the tuning and
-    makes the draws of every chain at once, at one exact log-density per draw and chain.
+    makes the draws of every chain at once, at one exact log-density per draw and chain (after
+    as many NUTS transitions on the surrogate as one exact log-density's time pays for).
     Otherwise exact NUTS goes on, and the surrogate is retrained on more draws. A model whose
     exact gradient is too cheap for any surrogate to pay for its setup is left to nutpie (NUTS
     with a low-rank metric), whole. Every draw comes from a kernel that targets the exact
@@ -62,10 +70,19 @@ def sample(
         coordinate when that keeps the log-density finite).
     target_accept, max_tree_depth
         NUTS's step-size target and most doublings.
-    network, training, switch, first_training, cost_gate
+    network, training, switch, first_training, cost_gate, surrogate_transitions
         The surrogate's network, its training, its switch test, the iterations per chain
-        before its first training, and the cost gate (see
-        :class:`~surrogate_hmc.engine.EngineConfig`).
+        before its first training, the cost gate, and the surrogate NUTS transitions per
+        exact correction (see :class:`~surrogate_hmc.engine.EngineConfig`).
+    surrogate
+        A surrogate saved by an earlier ``shmc.sample`` of the same model (a
+        :class:`~surrogate_hmc.TrainedSurrogate` or its file): piloted after 50 exact
+        iterations instead of training one; if it fails its pilot, the run trains its own.
+        ``None`` (or ``"logp"``) trains one.
+    save_to
+        A file to save the surrogate that made the draws to (nothing is saved, with a
+        warning, when exact NUTS made them). Load it with
+        :meth:`~surrogate_hmc.TrainedSurrogate.load` or pass the path as ``surrogate``.
 
     Returns
     -------
@@ -96,12 +113,20 @@ def sample(
         switch=switch or SwitchTest(),
         first_training=first_training,
         cost_gate=cost_gate,
+        surrogate_transitions=surrogate_transitions,
         progressbar=progressbar,
     )
+    if surrogate == "gradient":
+        raise ValueError(
+            "shmc.sample learns a surrogate of the log-density; a gradient surrogate is "
+            "SurrogateHMC's (pm.sample(step=shmc.SurrogateHMC(surrogate='gradient')))."
+        )
+    given = None if surrogate is None else given_surrogate(surrogate)
+    check_save_to(save_to)
     seed = int(np.random.SeedSequence(random_seed).generate_state(1)[0])
     start = time.perf_counter()
     if logdensity_fn is None:
-        return _sample_pymc(model, config, seed, initvals, var_names, start)
+        return _sample_pymc(model, config, seed, initvals, var_names, start, given, save_to)
     if not callable(logdensity_fn):
         raise TypeError(
             "shmc.sample takes a JAX log-density function (with initial_position) or, inside "
@@ -113,13 +138,14 @@ def sample(
             "logdensity_fn takes, where the chains start."
         )
     target = Target.from_logdensity(logdensity_fn, initial_position)
-    result = run(target, config, seed)
+    result = run(target, config, seed, given=given)
     _warn_if_stayed_exact(result.report)
+    _save(result.surrogate, save_to)
     assert result.positions is not None  # nutpie sampled the target's own log-density
     return _jax_output(target, result.positions, result.stats, _attrs(result.report, start))
 
 
-def _sample_pymc(model, config, seed, initvals, var_names, start):
+def _sample_pymc(model, config, seed, initvals, var_names, start, given, save_to):
     import pymc as pm
 
     from surrogate_hmc.frontends.pymc_target import (
@@ -136,18 +162,36 @@ def _sample_pymc(model, config, seed, initvals, var_names, start):
 
         return nutpie.compile_pymc_model(model, initial_points=initvals, var_names=var_names)
 
-    result = run(target, config, seed, nutpie_model)
+    # nutpie compiles the model with numba; an Op that has no JAX implementation may have no
+    # numba one either, so a host target is sampled through its JAX function.
+    result = run(target, config, seed, None if target.on_host else nutpie_model, given)
     _warn_if_stayed_exact(result.report)
+    _save(result.surrogate, save_to)
     attrs = _attrs(result.report, start)
     if result.positions is None:
         return annotated_nutpie_output(result.trace, result.stats, attrs, var_names)
     return pymc_output(model, target, result.positions, result.stats, var_names, attrs)
 
 
-def _warn_if_stayed_exact(report: RunReport) -> None:
-    if report.decision == "stayed exact: no surrogate passed":
-        from surrogate_hmc.step_methods.messages import SurrogateWarning
+def _save(trained: TrainedSurrogate | None, save_to) -> None:
+    from surrogate_hmc.step_methods.messages import SurrogateWarning
 
+    if save_to is None:
+        return
+    if trained is None:
+        warnings.warn(
+            f"No surrogate made the draws, so none was saved to {str(save_to)!r}.",
+            SurrogateWarning,
+            stacklevel=3,
+        )
+        return
+    trained.save(save_to)
+
+
+def _warn_if_stayed_exact(report: RunReport) -> None:
+    from surrogate_hmc.step_methods.messages import SurrogateWarning
+
+    if report.decision == "stayed exact: no surrogate passed":
         last = report.trainings[-1]
         reason = last.pilot.reason if last.pilot is not None else last.outcome
         warnings.warn(
@@ -162,13 +206,17 @@ def _attrs(report: RunReport, start: float) -> dict[str, Any]:
         "inference_library": "surrogate_hmc",
         "sampling_time": time.perf_counter() - start,
         "surrogate_decision": report.decision,
-        "n_trainings": len(report.trainings),
         "exact_gradients": report.exact_gradients,
         "exact_logps": report.exact_logps,
         "interrupted": int(report.interrupted),
     }
+    given = [record for record in report.trainings if record.given]
+    if given:
+        attrs["given_surrogate"] = given[0].outcome
+    attrs["n_trainings"] = len(report.trainings) - len(given)
     if report.switched_at is not None:
         attrs["switched_at"] = report.switched_at
+        attrs["surrogate_transitions"] = report.surrogate_transitions
     attrs.update({f"seconds_{name}": value for name, value in report.seconds.items()})
     return attrs
 
@@ -181,8 +229,7 @@ def _jax_output(target: Target, positions: np.ndarray, stats, attrs):
     leaves = jax.tree_util.tree_leaves_with_path(unraveled)
     posterior = {}
     for path, leaf in leaves:
-        name = ".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path) or "x"
-        posterior[name] = np.asarray(leaf).reshape(chains, draws, *np.shape(leaf)[1:])
+        posterior[leaf_name(path)] = np.asarray(leaf).reshape(chains, draws, *np.shape(leaf)[1:])
     if hasattr(az, "from_dict") and "data" in az.from_dict.__code__.co_varnames:
         return az.from_dict(
             data={"posterior": posterior, "sample_stats": stats},

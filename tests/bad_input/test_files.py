@@ -14,7 +14,7 @@ import pymc as pm
 import pytest
 
 import surrogate_hmc as shmc
-from surrogate_hmc.core.cost import build_cost_network
+from surrogate_hmc.core.cost_network import build_cost_network
 from surrogate_hmc.core.network import NetworkConfig
 from surrogate_hmc.core.persistence import module_arrays, write_archive
 from surrogate_hmc.core.structure import StructuredNetwork, Whitening

@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from surrogate_hmc.core.costs import judge_cost, keep_books
+from surrogate_hmc.core.cost_ledger import judge_cost, keep_books
 from surrogate_hmc.core.history import (
     HISTORY_STATS,
     MAX_RECORDS,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from surrogate_hmc.core.costs import judge_cost
+from surrogate_hmc.core.cost_ledger import judge_cost
 from surrogate_hmc.core.lifecycle import (
     RECENT_EXACT_ITERATIONS,
     Action,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import surrogate_hmc  # noqa: F401  (enables 64-bit JAX)
-from surrogate_hmc.core.cost import build_cost_network
+from surrogate_hmc.core.cost_network import build_cost_network
 from surrogate_hmc.core.network import NetworkConfig, Standardization, StandardizedMLP
 from surrogate_hmc.core.persistence import (
     module_arrays,

@@ -24,34 +24,60 @@ def biased(q):
     return -0.5 * d @ PRECISION @ d / 1.6
 
 
-def sample(surrogate, target, seed=0, chains=4, draws=2500):
+def sample(surrogate, target, seed=0, chains=4, draws=2500, transitions=1):
     key_tune, key_draws = jax.random.split(jax.random.key(seed))
     state = kernel.init(jnp.tile(jnp.asarray(MEAN), (chains, 1)), surrogate, target)
     state = kernel.start_tuning(state, jnp.full(chains, 0.5), 0.8)
     inverse_mass = jnp.asarray(COVARIANCE)
+    transitions = jnp.int32(transitions)
     state, _, _, _ = kernel.run_chunk(
-        key_tune, state, surrogate, target, inverse_mass, jnp.bool_(True), 300, 0.8, 10
-    )
+        key_tune, state, surrogate, target, inverse_mass, jnp.bool_(True), 300, 0.8, 10,
+        transitions,
+    )  # fmt: skip
     frozen = kernel.tuned_step_size(state, 0.8)
     state, positions, _, info = kernel.run_chunk(
-        key_draws, state, surrogate, target, inverse_mass, jnp.bool_(False), draws, 0.8, 10
-    )
+        key_draws, state, surrogate, target, inverse_mass, jnp.bool_(False), draws, 0.8, 10,
+        transitions,
+    )  # fmt: skip
     assert np.all(np.asarray(info.step_size) == np.asarray(frozen)), "the draws' kernel moved"
     return np.swapaxes(np.asarray(positions), 0, 1), info
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_biased_surrogate_is_exact_with_the_correction(seed):
-    draws, info = sample(biased, exact, seed)
+@pytest.mark.parametrize(("seed", "transitions"), [(0, 1), (1, 1), (2, 4)])
+def test_biased_surrogate_is_exact_with_the_correction(seed, transitions):
+    """One NUTS transition on the surrogate per exact correction, or several."""
+    draws, info = sample(biased, exact, seed, transitions=transitions)
     assert 0.2 < float(np.mean(info.second_stage_acceptance)) < 0.99
     assert_moments(draws, MEAN, np.diag(COVARIANCE))
 
 
-def test_negative_control_without_the_correction_the_test_fails():
+@pytest.mark.parametrize("transitions", [1, 4])
+def test_negative_control_without_the_correction_the_test_fails(transitions):
     """The same kernel, corrected by the surrogate itself (no exact model), is caught."""
-    draws, _ = sample(biased, biased)
+    draws, _ = sample(biased, biased, transitions=transitions)
     z = moment_z_scores(draws, MEAN, np.diag(COVARIANCE))
     assert np.max(np.abs(z)) > 10
+
+
+def test_several_transitions_per_correction_cost_one_exact_log_density():
+    """From one tuned state, four surrogate transitions per draw take four times the leapfrog
+    steps of one, for one exact correction each."""
+    chains, one = 4, jnp.int32(1)
+    state = kernel.init(jnp.tile(jnp.asarray(MEAN), (chains, 1)), exact, exact)
+    state = kernel.start_tuning(state, jnp.full(chains, 0.5), 0.8)
+    inverse_mass = jnp.asarray(COVARIANCE)
+    tune_key, one_key, four_key = jax.random.split(jax.random.key(3), 3)
+    state, _, _, _ = kernel.run_chunk(
+        tune_key, state, exact, exact, inverse_mass, jnp.bool_(True), 300, 0.8, 10, one
+    )
+    steps = {}
+    for key, transitions in ((one_key, one), (four_key, jnp.int32(4))):
+        _, _, _, info = kernel.run_chunk(
+            key, state, exact, exact, inverse_mass, jnp.bool_(False), 500, 0.8, 10, transitions
+        )
+        assert np.all(np.asarray(info.second_stage_acceptance) == 1.0)
+        steps[int(transitions)] = float(np.mean(info.n_steps))
+    assert 3.6 < steps[4] / steps[1] < 4.4
 
 
 def test_a_perfect_surrogate_is_always_accepted():

@@ -64,6 +64,21 @@ def test_one_training_serves_every_chain(switched):
     assert attrs["exact_gradients"] < 4 * 200 * 15
 
 
+def test_decisions_and_plot_diagnostics_read_the_shared_training_from_every_chain(switched):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    histories = shmc.decisions(switched)
+    assert len(histories) == 4
+    for history in histories.values():
+        assert history.n_trainings == 1
+        assert history.records[0].switched
+        assert history.records[0].n_points > 0
+    assert np.all(sample_stat(switched, "perf_counter_diff") > 0)
+    figure = shmc.plot_diagnostics(switched)
+    assert len(figure.axes) >= 4
+
+
 def test_a_cheap_model_is_left_to_nutpie_and_says_so():
     idata = run_gaussian(COVARIANCE, seed=2, cost_gate=True)
     attrs = idata["posterior"].attrs

@@ -13,7 +13,7 @@ import pymc as pm
 import pytest
 
 import surrogate_hmc as shmc
-from surrogate_hmc.core.costs import CostLedger, judge_cost
+from surrogate_hmc.core.cost_ledger import CostLedger, judge_cost
 from surrogate_hmc.core.history import GateDecision
 from surrogate_hmc.step_methods import messages
 from tests.helpers import posterior_array, scale_the_sampler_clock

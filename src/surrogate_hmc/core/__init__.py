@@ -2,7 +2,7 @@
 
 from surrogate_hmc.core.buffer import TrainingBuffer
 from surrogate_hmc.core.compiled import SurrogateNUTS, surrogate_nuts, surrogate_trajectory
-from surrogate_hmc.core.costs import CostLedger
+from surrogate_hmc.core.cost_ledger import CostLedger
 from surrogate_hmc.core.delayed_acceptance import DAInfo, DAState, delayed_acceptance_transition
 from surrogate_hmc.core.history import ChainHistory, GateDecision
 from surrogate_hmc.core.integrators import leapfrog

@@ -10,12 +10,12 @@ into fixed-size bytes: ``training_history`` holds a row of :data:`RECORD_FIELDS`
 """
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from surrogate_hmc.core.costs import CostVerdict, FailureBooks
+from surrogate_hmc.core.cost_ledger import CostVerdict, FailureBooks
 from surrogate_hmc.core.lifecycle import LifecycleState, PilotRecord, TrainingRecord
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "GateDecision",
     "decode_history",
     "encode_history",
+    "encode_records",
 ]
 
 MAX_RECORDS = 12
@@ -44,8 +45,8 @@ GATE_FIELDS = (
     "quality", "cap",
 )  # fmt: skip
 """The entries of the ``cost_gate`` stat: the :class:`GateDecision`, the gate's
-:class:`~surrogate_hmc.core.costs.CostVerdict` (seconds) and its books on failures
-(:class:`~surrogate_hmc.core.costs.FailureBooks`; ``nan`` until a failure was counted)."""
+:class:`~surrogate_hmc.core.cost_ledger.CostVerdict` (seconds) and its books on failures
+(:class:`~surrogate_hmc.core.cost_ledger.FailureBooks`; ``nan`` until a failure was counted)."""
 RECORD_DTYPE, GATE_DTYPE = np.dtype("<f4"), np.dtype("<f8")
 RECORD_BYTES = MAX_RECORDS * len(RECORD_FIELDS) * RECORD_DTYPE.itemsize
 GATE_BYTES = len(GATE_FIELDS) * GATE_DTYPE.itemsize
@@ -117,7 +118,7 @@ class ChainHistory(NamedTuple):
 
         Examples
         --------
-        >>> from surrogate_hmc.core.costs import judge_cost
+        >>> from surrogate_hmc.core.cost_ledger import judge_cost
         >>> cost = judge_cost(exact_iteration=0.0004, logp=0.00002, remaining=1950)
         >>> print(ChainHistory((), 0, GateDecision.STAY_NUTS, cost, None).describe())
         the cost gate kept it plain NUTS
@@ -190,11 +191,19 @@ def _record_row(record: TrainingRecord) -> list[float]:
 
 def encode_history(state: LifecycleState) -> dict[str, Any]:
     """The :data:`HISTORY_STATS` of a chain's lifecycle state."""
-    records = state.records[-MAX_RECORDS:]
+    return encode_records(state.records, state.cost, state.books)
+
+
+def encode_records(
+    all_records: Sequence[TrainingRecord],
+    cost: CostVerdict | None,
+    books: FailureBooks | None = None,
+) -> dict[str, Any]:
+    """The :data:`HISTORY_STATS` of trainings and a cost verdict (the last ``MAX_RECORDS``)."""
+    records = all_records[-MAX_RECORDS:]
     history = np.full((MAX_RECORDS, len(RECORD_FIELDS)), np.nan, dtype=RECORD_DTYPE)
     if records:
         history[: len(records)] = [_record_row(r) for r in records]
-    cost, books = state.cost, state.books
     decision = gate_decision(cost, books)
     gate = np.full(len(GATE_FIELDS), np.nan, dtype=GATE_DTYPE)
     gate[0] = decision
@@ -208,7 +217,7 @@ def encode_history(state: LifecycleState) -> dict[str, Any]:
             books.spent, books.attempt, books.iterations, books.saving, books.quality, books.cap,
         ]  # fmt: skip
     return {
-        "n_trainings": len(state.records),
+        "n_trainings": len(all_records),
         "gate_decision": int(decision),
         "training_history": history.tobytes(),
         "cost_gate": gate.tobytes(),

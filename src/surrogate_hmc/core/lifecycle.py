@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from surrogate_hmc.core.costs import CostVerdict, FailureBooks, fit_quality, keep_books
+from surrogate_hmc.core.cost_ledger import CostVerdict, FailureBooks, fit_quality, keep_books
 from surrogate_hmc.core.schedule import SchedulePlan, SwitchTest
 
 __all__ = [
@@ -449,18 +449,18 @@ class Lifecycle:
     ) -> tuple[LifecycleState, Action]:
         """Take in the cost gate's verdict (after ``ASSESS_COST``): train, wait, or stay NUTS.
 
-        A verdict that is not :attr:`~surrogate_hmc.core.costs.CostVerdict.decided` (the exact
+        A verdict that is not :attr:`~surrogate_hmc.core.cost_ledger.CostVerdict.decided` (the exact
         phase has not settled and its floor cost does not pay) skips this training; the gate is
         asked again at the next one, or decides against a surrogate when none is left.
 
         After a failed training or pilot (the iteration after it) the gate keeps its books on
-        the fresh ``verdict`` (:func:`~surrogate_hmc.core.costs.keep_books`): the seconds lost
+        the fresh ``verdict`` (:func:`~surrogate_hmc.core.cost_ledger.keep_books`): the seconds lost
         to the failures (each training's ``seconds``, and each failed pilot's wall time beyond
         what as many exact iterations take) plus the expected cost of another attempt (what
         the last failure cost) must stay below what a surrogate could still win, the saving
         per iteration over the iterations after the next training and its pilot, scaled by
-        the last fit's :func:`~surrogate_hmc.core.costs.fit_quality`, and below
-        :data:`~surrogate_hmc.core.costs.MAX_FAILURE_SHARE` of a plain NUTS run; otherwise
+        the last fit's :func:`~surrogate_hmc.core.cost_ledger.fit_quality`, and below
+        :data:`~surrogate_hmc.core.cost_ledger.MAX_FAILURE_SHARE` of a plain NUTS run; otherwise
         ``GIVE_UP``.
         """
         if state.books_due:

@@ -136,7 +136,7 @@ class GBILogDensity(AbstractSurrogate):
 
     ``prior`` is the exact prior plus Jacobian on the sampler's unconstrained vector ``q``,
     ``to_theta`` maps ``q`` to the parameters, and ``cost`` is the learned expected distance
-    ``f(theta, x)`` (see :mod:`surrogate_hmc.core.cost`).
+    ``f(theta, x)`` (see :mod:`surrogate_hmc.core.cost_network`).
 
     Examples
     --------

@@ -100,8 +100,10 @@ def plot_diagnostics(
 ) -> "Figure":
     """Plot what the surrogate did: phases, trainings, its error at the proposals, and costs.
 
-    One panel each, for a trace of :class:`~surrogate_hmc.SurrogateHMC` (or
-    :class:`~surrogate_hmc.ACE`), read from its sample stats:
+    One panel each, for a trace of :class:`~surrogate_hmc.SurrogateHMC`,
+    :func:`~surrogate_hmc.sample` (whose chains share their trainings and run as one program:
+    ``perf_counter_diff`` is an iteration of all of them) or :class:`~surrogate_hmc.ACE`, read
+    from its sample stats:
 
     - ``"phases"``: exact (grey) and surrogate (green) iterations of every chain. Tuning is
       shown when the trace kept it (``pm.sample(..., discard_tuned_samples=False)``); with

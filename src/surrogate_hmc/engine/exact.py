@@ -163,6 +163,7 @@ def nutpie_stats(trace: Any, draws: int) -> dict[str, np.ndarray]:
         "model_logp": stat("logp"),
         "n_exact_grad": n_steps,
         "n_exact_logp": np.zeros(n_steps.shape, dtype=np.int64),
+        "perf_counter_diff": np.full(n_steps.shape, np.nan),  # nutpie does not time draws
     }
 
 

@@ -1,10 +1,11 @@
 """Delayed-acceptance NUTS for all chains at once: pure JAX, in BlackJAX's ``init``/``step`` style.
 
-A step runs multinomial NUTS on the surrogate log-density ``s`` and corrects its proposal ``q'``
-with the exact log-density ``logp``: accepted with probability
-``min(1, exp([logp(q') - logp(q)] - [s(q') - s(q)]))``. NUTS is reversible with respect to
-``exp(s)``, so the composite is reversible with respect to ``exp(logp)`` (Christen & Fox, 2005)
-whatever the surrogate, at one exact log-density per step and chain. Chains are the leading axis
+A step runs one or more multinomial NUTS transitions on the surrogate log-density ``s`` and
+corrects their end point ``q'`` with the exact log-density ``logp``: accepted with probability
+``min(1, exp([logp(q') - logp(q)] - [s(q') - s(q)]))``. Each NUTS transition is reversible with
+respect to ``exp(s)``, and so is a fixed number of them, so the composite is reversible with
+respect to ``exp(logp)`` (Christen & Fox, 2005) whatever the surrogate, at one exact
+log-density per step and chain. Chains are the leading axis
 of every array; the exact log-density is evaluated for all of them in one batched call.
 
 During tuning each chain adapts its step size by dual averaging on NUTS's acceptance on the
@@ -50,9 +51,10 @@ class DAState(NamedTuple):
 class DAInfo(NamedTuple):
     """What each chain's step did (one value per chain).
 
-    ``acceptance_rate``, ``n_steps``, ``tree_depth`` and ``diverging`` describe NUTS's tree on
-    the surrogate; ``second_stage_acceptance`` is the exact correction's acceptance probability
-    (1 when NUTS returned the current point, where nothing exact is needed).
+    ``acceptance_rate`` (their mean), ``n_steps`` (their sum), ``tree_depth`` (the deepest)
+    and ``diverging`` (any) describe the step's NUTS trees on the surrogate;
+    ``second_stage_acceptance`` is the exact correction's acceptance probability (1 when the
+    trees returned to the current point, where nothing exact is needed).
     """
 
     acceptance_rate: jax.Array
@@ -91,14 +93,63 @@ def init(positions: jax.Array, surrogate: LogDensity, exact: LogDensity) -> DASt
     return DAState(nuts_state, jax.vmap(exact)(positions))
 
 
-def _step(key, state, surrogate, exact, step_size, inverse_mass, max_tree_depth):
-    """One delayed-acceptance NUTS step of every chain (``step_size`` per chain)."""
+class _Transitions(NamedTuple):
+    """What a chain's surrogate transitions between two exact corrections did, together."""
+
+    acceptance_rate: jax.Array
+    """Mean of the transitions' NUTS acceptance (what the step size adapts to)."""
+    n_steps: jax.Array
+    """Leapfrog steps of all the transitions."""
+    diverging: jax.Array
+    tree_depth: jax.Array
+    """The deepest tree."""
+    momentum: jax.Array
+    """The last transition's momentum."""
+
+
+def _surrogate_transitions(key, nuts_state, surrogate, step_size, inverse_mass, max_tree_depth,
+                           transitions):  # fmt: skip
+    """``transitions`` NUTS steps of one chain on the surrogate, with one step size and metric.
+
+    Each step is reversible with respect to ``exp(surrogate)``, so their composition is too,
+    whatever their number: the exact correction after them keeps the kernel exact.
+    """
     import blackjax
 
     kernel = blackjax.nuts.build_kernel()
+    int_type = jnp.int32
+
+    def transition(i, carry):
+        state, done = carry
+        state, info = kernel(jax.random.fold_in(key, i), state, surrogate, step_size,
+                             inverse_mass, max_tree_depth)  # fmt: skip
+        done = _Transitions(
+            done.acceptance_rate + info.acceptance_rate,
+            done.n_steps + info.num_integration_steps.astype(int_type),
+            done.diverging | info.is_divergent,
+            jnp.maximum(done.tree_depth, info.num_trajectory_expansions.astype(int_type)),
+            info.momentum,
+        )
+        return state, done
+
+    zero = jnp.zeros((), int_type)
+    start = _Transitions(
+        jnp.zeros_like(nuts_state.logdensity), zero, jnp.bool_(False), zero,
+        jnp.zeros_like(nuts_state.position),
+    )  # fmt: skip
+    state, done = jax.lax.fori_loop(0, transitions, transition, (nuts_state, start))
+    return state, done._replace(acceptance_rate=done.acceptance_rate / transitions)
+
+
+def _step(key, state, surrogate, exact, step_size, inverse_mass, max_tree_depth, transitions):
+    """One delayed-acceptance step of every chain (``step_size`` per chain).
+
+    Each chain makes ``transitions`` NUTS steps on the surrogate, then one exact correction.
+    """
 
     def propose(key, nuts_state, eps):
-        return kernel(key, nuts_state, surrogate, eps, inverse_mass, max_tree_depth)
+        return _surrogate_transitions(key, nuts_state, surrogate, eps, inverse_mass,
+                                      max_tree_depth, transitions)  # fmt: skip
 
     chains = state.logdensity.shape[0]
     nuts_keys, accept_keys = jnp.split(jax.random.split(key, 2 * chains), 2)
@@ -123,10 +174,10 @@ def _step(key, state, surrogate, exact, step_size, inverse_mass, max_tree_depth)
         acceptance_rate=info.acceptance_rate,
         second_stage_acceptance=second_stage,
         is_accepted=accepted,
-        diverging=info.is_divergent,
-        n_steps=info.num_integration_steps,
-        tree_depth=info.num_trajectory_expansions,
-        reached_max_treedepth=info.num_trajectory_expansions >= max_tree_depth,
+        diverging=info.diverging,
+        n_steps=info.n_steps,
+        tree_depth=info.tree_depth,
+        reached_max_treedepth=info.tree_depth >= max_tree_depth,
         energy=-new_state.logdensity + _kinetic_energy(info.momentum, inverse_mass),
         step_size=step_size,
         model_logp=new_state.logdensity,
@@ -191,6 +242,7 @@ def run_chunk(
     n_steps: int,
     target_accept: float,
     max_tree_depth: int,
+    transitions: jax.Array,
 ) -> tuple[TuningState, jax.Array, jax.Array | None, DAInfo]:
     """``n_steps`` steps of every chain: states, positions, exact gradients and the steps' info.
 
@@ -198,9 +250,11 @@ def run_chunk(
     with a surrogate.
 
     With a ``surrogate``, each step is delayed-acceptance NUTS (``state.chains`` a
-    :class:`DAState`); with ``surrogate=None``, exact NUTS on ``exact`` (``state.chains`` an
-    ``HMCState`` from :func:`init_exact`), whose log-densities and gradients are the
-    surrogate's training data. While ``adapting`` (a boolean array, so that tuning and draws
+    :class:`DAState`): ``transitions`` NUTS steps on the surrogate, then one exact correction
+    (an integer array: changing it does not compile the program again). With
+    ``surrogate=None``, exact NUTS on ``exact`` (``state.chains`` an ``HMCState`` from
+    :func:`init_exact`), whose log-densities and gradients are the surrogate's training data
+    (``transitions`` is unused). While ``adapting`` (a boolean array, so that tuning and draws
     share one compiled program) each chain adapts its step size by dual averaging, whose state
     is ``state.step_size`` (BlackJAX's); otherwise every chain keeps its tuned step size (dual
     averaging's averaged iterate, :func:`tuned_step_size`) and the kernel is frozen.
@@ -218,7 +272,7 @@ def run_chunk(
             gradient = chains.logdensity_grad
         else:
             chains, info = _step(key, chains, surrogate, exact, step_size, inverse_mass,
-                                 max_tree_depth)  # fmt: skip
+                                 max_tree_depth, transitions)  # fmt: skip
             gradient = None
         updated = jax.vmap(update)(adaptation, info.acceptance_rate)
         adaptation = jax.tree.map(lambda new, old: jnp.where(adapting, new, old), updated,
@@ -233,9 +287,16 @@ def run_chunk(
 
 
 def start_tuning(state: Any, step_size: jax.Array, target_accept: float) -> TuningState:
-    """Begin adapting every chain's step size from ``step_size`` (one per chain)."""
+    """Begin adapting every chain's step size from ``step_size`` (one per chain).
+
+    BlackJAX starts dual averaging from Python numbers, which JAX types weakly, and a chunk
+    returns them strongly typed: they are made strong here, so that the first and every later
+    chunk share one compiled program.
+    """
     init_adaptation, _, _ = step_size_adaptation(target_accept)
-    return TuningState(state, jax.vmap(init_adaptation)(step_size))
+    adaptation = jax.vmap(init_adaptation)(jnp.asarray(step_size))
+    strong = jax.tree.map(lambda leaf: jax.lax.convert_element_type(leaf, leaf.dtype), adaptation)
+    return TuningState(state, strong)
 
 
 def tuned_step_size(state: TuningState, target_accept: float) -> jax.Array:

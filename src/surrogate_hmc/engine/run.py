@@ -27,13 +27,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from surrogate_hmc.core.buffer import TrainingBuffer
-from surrogate_hmc.core.costs import MAX_FAILURE_SHARE, CostVerdict, judge_cost
+from surrogate_hmc.core.cost_ledger import MAX_FAILURE_SHARE, CostVerdict, judge_cost
 from surrogate_hmc.core.exploration import RECENT_DRAWS, spread_ratio, tail_gap
 from surrogate_hmc.core.fitting import fit_surrogate
+from surrogate_hmc.core.history import HISTORY_STATS, encode_records
 from surrogate_hmc.core.lifecycle import PilotRecord, TrainingRecord
 from surrogate_hmc.core.metric import regularized_covariance
 from surrogate_hmc.core.network import NetworkConfig
+from surrogate_hmc.core.reuse import given_pilot_at
 from surrogate_hmc.core.schedule import SwitchTest
+from surrogate_hmc.core.trained import TrainedSurrogate
 from surrogate_hmc.core.training import TrainingConfig
 from surrogate_hmc.core.validation import check_bool, check_instance, check_int, check_real
 from surrogate_hmc.engine import kernel
@@ -41,7 +44,7 @@ from surrogate_hmc.engine.exact import nutpie_run
 from surrogate_hmc.engine.progress import RunProgress
 from surrogate_hmc.engine.target import Target
 
-__all__ = ["EngineConfig", "EngineResult", "RunReport", "run"]
+__all__ = ["EngineConfig", "EngineResult", "RunReport", "check_given", "run", "with_history"]
 
 CHUNK = 10
 """Iterations per compiled call: the grain of the metric windows, the progress and Ctrl-C."""
@@ -64,6 +67,13 @@ LOGP_SHARE_OF_GRADIENT = 3.0
 """A log-density and gradient costs at most this many log-densities (reverse mode): before the
 log-density alone is timed, the first cost check prices it at this share, the most favourable
 to a surrogate."""
+MAX_TRANSITIONS = 8
+"""Most surrogate NUTS transitions between two exact corrections that the engine chooses."""
+MIN_SECOND_STAGE_FOR_MORE = 0.9
+"""Mean second-stage acceptance below which the draws make one surrogate transition each."""
+DENSE_MAX_DIM = 64
+"""Largest dimension whose exact phase uses a dense metric (BlackJAX factors it every
+transition, at a cost cubic in the dimension)."""
 INITIAL_STEP_SIZE = 0.1
 """Every chain's first step size, before dual averaging adapts it."""
 FIRST_WINDOW = 10
@@ -108,6 +118,11 @@ class EngineConfig:
         Leave a model too cheap for a surrogate to nutpie, train only when the measured exact
         iteration says a surrogate can pay, and switch only when the pilot measures it
         cheaper; ``False`` always trains, and switches on the pilot's other tests alone.
+    surrogate_transitions
+        NUTS transitions on the surrogate between two exact corrections in the draws
+        (``None``: chosen from the surrogate kernel's tuning, from 1 to
+        :data:`MAX_TRANSITIONS`, see :func:`transitions_per_correction`; always 1 with
+        ``cost_gate=False``, so that the draws depend on the seed alone).
     progressbar
         Show progress.
 
@@ -127,6 +142,7 @@ class EngineConfig:
     switch: SwitchTest = field(default_factory=SwitchTest)
     first_training: int | None = None
     cost_gate: bool = True
+    surrogate_transitions: int | None = None
     progressbar: bool = True
 
     def __post_init__(self) -> None:
@@ -146,6 +162,9 @@ class EngineConfig:
                 "first_training", self.first_training, minimum=10, optional=True
             ),
             "cost_gate": check_bool("cost_gate", self.cost_gate),
+            "surrogate_transitions": check_int(
+                "surrogate_transitions", self.surrogate_transitions, optional=True
+            ),
             "progressbar": check_bool("progressbar", self.progressbar),
         }  # fmt: skip
         for name, value in checked.items():
@@ -176,6 +195,8 @@ class RunReport:
     trainings: list[TrainingRecord] = field(default_factory=list)
     switched_at: int | None = None
     """Iteration of the chains at which the surrogate took over."""
+    surrogate_transitions: int | None = None
+    """Surrogate NUTS transitions per exact correction once the surrogate took over."""
     exact_gradients: int = 0
     """Exact log-density-and-gradient evaluations of all chains (exact NUTS's or nutpie's)."""
     exact_logps: int = 0
@@ -189,6 +210,8 @@ class RunReport:
 class EngineResult(NamedTuple):
     """Draws ``(chains, draws, dim)`` of the flat position, per-draw stats and the report.
 
+    ``surrogate`` is the surrogate that made the draws, with its kernel's tuned settings, as
+    data that :meth:`~surrogate_hmc.TrainedSurrogate.save` writes (``None``: exact draws).
     When nutpie made the run from a model compiled its own way, ``positions`` is ``None`` and
     ``trace`` is nutpie's output, which holds the draws.
     """
@@ -196,8 +219,19 @@ class EngineResult(NamedTuple):
     positions: np.ndarray | None
     stats: dict[str, np.ndarray]
     report: RunReport
-    surrogate: Any
+    surrogate: TrainedSurrogate | None
     trace: Any = None
+
+
+class _Handover(NamedTuple):
+    """What the surrogate kernel takes over with."""
+
+    surrogate: Any
+    """The surrogate module (``.logdensity``)."""
+    network: NetworkConfig
+    """Its network's architecture (to save it)."""
+    pilot: "_Pilot"
+    inverse_mass: jax.Array
 
 
 class _Pilot(NamedTuple):
@@ -247,7 +281,7 @@ def _pilot(key, surrogate, exact, rows: ExactRows, inverse_mass, config: EngineC
         tic = time.perf_counter()
         state, chunk, _, info = kernel.run_chunk(
             chunk_key, state, surrogate.logdensity, exact, inverse_mass, jnp.bool_(True), CHUNK,
-            config.target_accept, config.max_tree_depth,
+            config.target_accept, config.max_tree_depth, jnp.int32(1),
         )  # fmt: skip
         jax.block_until_ready(state)
         chunk_seconds.append(time.perf_counter() - tic)
@@ -295,6 +329,67 @@ def _affordable(verdict: CostVerdict) -> bool:
     )
 
 
+def lag_one_autocorrelation(draws: np.ndarray) -> float:
+    """The largest lag-1 autocorrelation over coordinates of draws ``(steps, chains, dim)``.
+
+    Pooled over chains, each chain centred on its own mean: the slowest coordinate's, which
+    decides the smallest effective sample size.
+    """
+    centred = draws - draws.mean(axis=0)
+    covariance = np.mean(centred[1:] * centred[:-1], axis=(0, 1))
+    variance = np.mean(centred**2, axis=(0, 1))
+    usable = variance > 0
+    if not np.any(usable):
+        return 0.0
+    return float(np.max(covariance[usable] / variance[usable]))
+
+
+def transitions_per_correction(
+    autocorrelation: float, iteration_seconds: float, logp_seconds: float
+) -> int:
+    """Surrogate transitions per exact correction that give the most effective draws a second.
+
+    ``autocorrelation`` is the lag-1 autocorrelation of draws made with one transition,
+    ``iteration_seconds`` the time of such an iteration (its exact log-density included) and
+    ``logp_seconds`` of one exact log-density, all of every chain. With ``k`` transitions the
+    draws' lag-1 autocorrelation is about ``rho**k``, so an AR(1) chain's effective draws per
+    draw are ``(1 - rho**k) / (1 + rho**k)``, for ``logp + k * (iteration - logp)`` seconds.
+    NUTS under a dense metric is antithetic on a near-Gaussian posterior (``rho < 0``): one
+    transition is best, and two would undo each other. Where the draws are positively
+    correlated (a curved posterior) and the exact log-density dominates, more pay.
+
+    Examples
+    --------
+    >>> [transitions_per_correction(rho, 0.011, 0.010) for rho in (-0.3, 0.0, 0.6)]
+    [1, 1, 5]
+    >>> transitions_per_correction(0.6, 0.004, 0.001)
+    2
+    """
+    surrogate_seconds = iteration_seconds - logp_seconds
+    if surrogate_seconds <= 0:  # the timing cannot tell: the cheapest choice
+        return 1
+    transitions = np.arange(1, MAX_TRANSITIONS + 1)
+    correlation = float(np.clip(autocorrelation, -0.99, 0.99)) ** transitions
+    effective_per_draw = (1 - correlation) / (1 + correlation)
+    seconds = logp_seconds + transitions * surrogate_seconds
+    return int(transitions[np.argmax(effective_per_draw / seconds)])
+
+
+def _transitions(draws, second_stage, iteration_seconds, logp_seconds, config) -> int:
+    """The surrogate transitions per exact correction for the draws.
+
+    One when the cost gate is off (the draws then depend on the seed alone, not on timing)
+    or when the correction rejects more than :data:`MIN_SECOND_STAGE_FOR_MORE` of the time:
+    rejections repeat draws whatever the transitions, and a longer move is rejected more.
+    Otherwise :func:`transitions_per_correction`.
+    """
+    if not config.cost_gate or np.mean(second_stage) < MIN_SECOND_STAGE_FOR_MORE:
+        return 1
+    return transitions_per_correction(
+        lag_one_autocorrelation(draws), iteration_seconds, logp_seconds
+    )
+
+
 def _window_ends(tune: int) -> list[int]:
     """Iterations after which the metric is re-estimated: 10, 20, 40, 80, ...
 
@@ -314,15 +409,24 @@ def _exact_metric(positions: np.ndarray, gradients: np.ndarray) -> np.ndarray:
     Diagonal while the draws are few: ``sqrt(var(x) / var(grad))``, nutpie's estimate, which
     is right for a Gaussian and holds up while the chains are still in their transient. Dense
     once there are ten draws per dimension: their covariance, shrunk toward that diagonal.
+    Up to :data:`DENSE_MAX_DIM` dimensions the diagonal is given as a dense matrix too, so
+    that the exact kernel is compiled once; above, the metric stays diagonal.
     """
     n, dim = positions.shape
     spread = np.var(positions, axis=0)
     steepness = np.var(gradients, axis=0)
     usable = (spread > 0) & (steepness > 0)
     diagonal = np.where(usable, np.sqrt(spread / np.where(usable, steepness, 1.0)), 1.0)
-    if n < 10 * dim:
+    if dim > DENSE_MAX_DIM:
         return diagonal
+    if n < 10 * dim:
+        return np.diag(diagonal)
     return regularized_covariance(positions, np.diag(diagonal))
+
+
+def _unit_metric(dim: int) -> jax.Array:
+    """The exact phase's first inverse metric, in the form all its later ones take."""
+    return jnp.eye(dim) if dim <= DENSE_MAX_DIM else jnp.ones(dim)
 
 
 class _ExactChains:
@@ -339,7 +443,7 @@ class _ExactChains:
         self.state = kernel.start_tuning(
             chains, jnp.full(len(starts), INITIAL_STEP_SIZE), config.target_accept
         )
-        self.inverse_mass = jnp.ones(starts.shape[1])
+        self.inverse_mass = _unit_metric(starts.shape[1])
         self.positions: list[np.ndarray] = []
         self.logps: list[np.ndarray] = []
         self.gradients: list[np.ndarray] = []
@@ -354,7 +458,7 @@ class _ExactChains:
         tic = time.perf_counter()
         self.state, positions, gradients, info = kernel.run_chunk(
             key, self.state, None, self.exact, self.inverse_mass, jnp.bool_(True), CHUNK,
-            self.config.target_accept, self.config.max_tree_depth,
+            self.config.target_accept, self.config.max_tree_depth, jnp.int32(1),
         )  # fmt: skip
         self.positions.append(np.asarray(positions))
         self.logps.append(np.asarray(info.model_logp))
@@ -404,20 +508,24 @@ class _ExactChains:
         )  # fmt: skip
 
 
-def _frozen_draws(keys, state, surrogate, exact, inverse_mass, config, progress, divergences):
+def _frozen_draws(
+    keys, state, surrogate, exact, inverse_mass, config, progress, divergences, transitions=1
+):
     """Draws ``(chains, draws, dim)`` with a frozen kernel, their stats, and an interruption.
 
     Ctrl-C during the draws returns the draws made so far (and ``True``).
     """
-    positions, infos = [], []
+    positions, infos, seconds = [], [], []
     interrupted = False
     try:
         for chunk_key in keys:
+            tic = time.perf_counter()
             state, chunk, _, info = kernel.run_chunk(
                 chunk_key, state, surrogate, exact, inverse_mass, jnp.bool_(False), CHUNK,
-                config.target_accept, config.max_tree_depth,
+                config.target_accept, config.max_tree_depth, jnp.int32(transitions),
             )  # fmt: skip
             positions.append(np.asarray(chunk))
+            seconds.append(np.full(CHUNK, (time.perf_counter() - tic) / CHUNK))
             infos.append(info)
             divergences += int(np.sum(info.diverging))
             progress.advance(CHUNK, "draws", divergences=divergences)
@@ -430,11 +538,16 @@ def _frozen_draws(keys, state, surrogate, exact, inverse_mass, config, progress,
     draws = np.swapaxes(np.concatenate(positions), 0, 1)[:, : config.draws]
     info = jax.tree.map(lambda *parts: np.concatenate(parts), *infos)
     stats = _draw_stats(info, surrogate is not None)
+    stats["perf_counter_diff"] = np.tile(np.concatenate(seconds), (draws.shape[0], 1))
     return draws, {name: value[:, : config.draws] for name, value in stats.items()}, interrupted
 
 
 def _draw_stats(info: kernel.DAInfo, surrogate: bool) -> dict[str, np.ndarray]:
-    """Per-draw stats ``(chains, draws)`` from the kernel's ``(draws, chains)`` info."""
+    """Per-draw stats ``(chains, draws)`` from the kernel's ``(draws, chains)`` info.
+
+    ``perf_counter_diff``, added by the caller, is the wall time of an iteration of all
+    chains together (they run as one program).
+    """
     as_numpy = {name: np.asarray(value).T for name, value in info._asdict().items()}
     n_steps = as_numpy["n_steps"].astype(np.int64)
     ones = np.ones(n_steps.shape, dtype=np.int64)
@@ -454,11 +567,35 @@ def _draw_stats(info: kernel.DAInfo, surrogate: bool) -> dict[str, np.ndarray]:
     }
 
 
-def run(target: Target, config: EngineConfig, seed: int, nutpie_model=None) -> EngineResult:
+def with_history(result: EngineResult) -> EngineResult:
+    """The result with the run's trainings and cost verdict in every draw's stats.
+
+    The :data:`~surrogate_hmc.core.history.HISTORY_STATS` that ``SurrogateHMC`` writes, the
+    same for every chain (they share the trainings), so that :func:`surrogate_hmc.decisions`
+    and :func:`surrogate_hmc.plot_diagnostics` read them.
+    """
+    shape = result.stats["phase"].shape
+    encoded = encode_records(result.report.trainings, result.report.cost)
+    history = {
+        name: np.full(shape, encoded[name], dtype=dtype)
+        for name, (dtype, _) in HISTORY_STATS.items()
+    }
+    return result._replace(stats=result.stats | history)
+
+
+def run(
+    target: Target,
+    config: EngineConfig,
+    seed: int,
+    nutpie_model=None,
+    given: TrainedSurrogate | None = None,
+) -> EngineResult:
     """Sample ``target`` as ``config`` says; the draws of all chains and what it cost.
 
     ``nutpie_model`` builds the nutpie model to sample a model too cheap for a surrogate with
-    (``None``: nutpie samples the target's JAX log-density).
+    (``None``: nutpie samples the target's JAX log-density). A ``given`` surrogate (saved by
+    an earlier run of this target) is piloted after :func:`given_pilot_at` exact iterations,
+    without a cost check; if it fails, the run goes on as without it.
 
     Examples
     --------
@@ -467,6 +604,8 @@ def run(target: Target, config: EngineConfig, seed: int, nutpie_model=None) -> E
     >>> result.positions.shape, result.report.decision
     ((2, 100, 2), 'stayed exact: surrogate would not pay')
     """
+    if given is not None:
+        check_given(given, target)
     rng = np.random.default_rng(seed)
     key = jax.random.key(rng.integers(2**31))
     report = RunReport()
@@ -475,7 +614,7 @@ def run(target: Target, config: EngineConfig, seed: int, nutpie_model=None) -> E
     starts = target.initial_positions(config.chains, rng, value_and_grad)
     exact = target.logdensity
     total = config.tune + config.draws
-    if config.cost_gate:
+    if config.cost_gate and given is None:
         grad_seconds = _seconds(value_and_grad, starts)
         report.cost = judge_cost(
             exact_iteration=EXPECTED_TREE_STEPS * grad_seconds,
@@ -493,27 +632,66 @@ def run(target: Target, config: EngineConfig, seed: int, nutpie_model=None) -> E
             )  # fmt: skip
             report.exact_gradients = whole.gradients
             report.seconds["exact"] = time.perf_counter() - start
-            return EngineResult(whole.positions, whole.stats, report, None, whole.trace)
-    logp_seconds = _seconds(jax.jit(jax.vmap(exact)), starts)
+            return with_history(
+                EngineResult(whole.positions, whole.stats, report, None, whole.trace)
+            )
+    logp_seconds = _seconds(jax.jit(jax.vmap(exact)), jnp.asarray(starts))
     with RunProgress(total, config.chains, enabled=config.progressbar) as progress:
-        return _run_in_jax(key, exact, starts, config, report, progress, start, logp_seconds)
+        exact_chains = _ExactChains(exact, starts, config, progress)
+        switch = _Switch(target.variables, start, logp_seconds)
+        return with_history(_run_in_jax(key, exact_chains, config, report, switch, given))
 
 
-def _run_in_jax(key, exact, starts, config, report, progress, start, logp_seconds):
-    """Exact NUTS on every chain until one surrogate takes over, or to the end.
+def check_given(given: TrainedSurrogate, target: Target) -> None:
+    """Refuse a given surrogate the engine cannot use on ``target``, saying why."""
+    if given.kind != "logp" or given.exact_prior:
+        learned = "a gradient" if given.kind != "logp" else "a log-likelihood without its prior"
+        raise ValueError(
+            f"shmc.sample reuses log-density surrogates saved by shmc.sample; this one learned "
+            f"{learned} (saved by SurrogateHMC). Pass it to pm.sample(step=shmc.SurrogateHMC("
+            "surrogate=...)), or let shmc.sample train its own."
+        )
+    given.check_variables(target.variables)
 
-    ``logp_seconds`` is the time of one exact log-density of every chain, for the cost gate.
-    """
+
+class _Switch(NamedTuple):
+    """What the switch to a surrogate needs from the run: to save, to time, to count."""
+
+    variables: tuple
+    start: float
+    """When the run started (``time.perf_counter``)."""
+    logp_seconds: float
+    """One exact log-density of every chain."""
+
+
+def _run_in_jax(key, exact_chains, config, report, switch: _Switch, given):
+    """Exact NUTS on every chain until one surrogate takes over, or to the end."""
     total = config.tune + config.draws
-    exact_chains = _ExactChains(exact, starts, config, progress)
     training_at = config.first_training_at
+    given_at = None
+    if given is not None:
+        given_at = CHUNK * -(-given_pilot_at(config.tune) // CHUNK)
+        if given_at > config.last_training_at:
+            warnings.warn(
+                f"tune={config.tune} is too short to pilot the given surrogate (after "
+                f"{given_at} exact iterations, a {config.switch.pilot_iterations}-iteration "
+                f"pilot and {MIN_SURROGATE_TUNING} of its own tuning): it is not used. Give "
+                f"tune >= {given_at + config.switch.pilot_iterations + MIN_SURROGATE_TUNING}.",
+                stacklevel=4,
+            )
+            given_at = None
     tuning_keys = iter(jax.random.split(jax.random.fold_in(key, 0), total))
     while exact_chains.iteration < config.tune:
         exact_chains.tune(next(tuning_keys))
+        if exact_chains.iteration == given_at:
+            handover = _try_given(jax.random.fold_in(key, 3), exact_chains, report, config, given)
+            if handover is not None:
+                return _switch(key, handover, exact_chains, report, config, switch)
         ready = (
             exact_chains.iteration >= training_at
             and exact_chains.iteration <= config.last_training_at
-            and len(report.trainings) < MAX_TRAININGS
+            and sum(not record.given for record in report.trainings) < MAX_TRAININGS
+            and (given_at is None or exact_chains.iteration >= given_at)
         )
         if not ready:
             continue
@@ -521,7 +699,7 @@ def _run_in_jax(key, exact, starts, config, report, progress, start, logp_second
         if config.cost_gate:
             report.cost = judge_cost(
                 exact_iteration=exact_chains.seconds_per_iteration(),
-                logp=logp_seconds,
+                logp=switch.logp_seconds,
                 remaining=total - exact_chains.iteration,
                 run_iterations=total,
             )
@@ -533,8 +711,8 @@ def _run_in_jax(key, exact, starts, config, report, progress, start, logp_second
             jax.random.fold_in(key, exact_chains.iteration), exact_chains, report, config
         )
         if handover is not None:
-            return _switch(key, handover, exact_chains, report, config, start)
-    report.seconds["exact"] = time.perf_counter() - start - sum(report.seconds.values())
+            return _switch(key, handover, exact_chains, report, config, switch)
+    report.seconds["exact"] = time.perf_counter() - switch.start - sum(report.seconds.values())
     tic = time.perf_counter()
     positions, stats, report.interrupted = exact_chains.draws(jax.random.fold_in(key, 1))
     report.seconds["exact"] += time.perf_counter() - tic
@@ -572,22 +750,49 @@ def _try_surrogate(key, exact_chains: _ExactChains, report: RunReport, config: E
     )
     if passed and not cheaper:
         report.decision = "stayed exact: surrogate would not pay"
-    return (surrogate, pilot, inverse_mass) if passed and cheaper else None
+    return _Handover(surrogate, config.network, pilot, inverse_mass) if passed and cheaper else None
 
 
-def _switch(key, handover, exact_chains: _ExactChains, report, config, start) -> EngineResult:
+def _try_given(key, exact_chains: _ExactChains, report: RunReport, config, given):
+    """Pilot a given surrogate with its own metric and step size: a handover, or ``None``.
+
+    Every chain starts from its last exact draw. A given surrogate is not priced: it was
+    asked for.
+    """
+    exact_chains.progress.show("pilot")
+    rows = exact_chains.rows()
+    rows = rows._replace(step_size=np.full(len(rows.last), given.step_size))
+    mass = given.inverse_mass
+    inverse_mass = jnp.asarray(mass if mass.ndim == 2 else np.diag(mass))
+    surrogate = given.build()
+    pilot = _pilot(key, surrogate, exact_chains.exact, rows, inverse_mass, config)
+    report.seconds["pilot"] = report.seconds.get("pilot", 0.0) + pilot.record.seconds
+    report.trainings.append(
+        TrainingRecord(exact_chains.iteration, n_points=0, given=True, pilot=pilot.record)
+    )
+    report.decision = "stayed exact: no surrogate passed"
+    if not pilot.record.switched:
+        return None
+    return _Handover(surrogate, given.network, pilot, inverse_mass)
+
+
+def _switch(
+    key, handover: _Handover, exact_chains: _ExactChains, report, config, switch: _Switch
+) -> EngineResult:
     """The surrogate kernel finishes the tuning and makes the draws.
 
     Halfway through its tuning, the dense metric is re-estimated from the surrogate kernel's
     own draws of every chain (exactly corrected, and many more than the exact phase made), and
-    the step sizes adapt to it in the second half.
+    the step sizes adapt to it in the second half. The draws make as many surrogate
+    transitions per exact correction as the second half's draws and timing say pay
+    (:func:`transitions_per_correction`), or ``config.surrogate_transitions``.
     """
-    surrogate, pilot, inverse_mass = handover
+    surrogate, network, pilot, inverse_mass = handover
     done = exact_chains.iteration
     report.decision = "switched"
     report.switched_at = done
     report.exact_gradients = exact_chains.gradient_evaluations
-    report.seconds["exact"] = time.perf_counter() - start - sum(report.seconds.values())
+    report.seconds["exact"] = time.perf_counter() - switch.start - sum(report.seconds.values())
     tic = time.perf_counter()
     tuning_left = max(config.tune - done - pilot.record.iterations, MIN_SURROGATE_TUNING // 2)
     state = pilot.state
@@ -595,27 +800,42 @@ def _switch(key, handover, exact_chains: _ExactChains, report, config, start) ->
     progress = exact_chains.progress
     progress.advance(pilot.record.iterations, "surrogate", divergences=exact_chains.divergences)
     chunks = -(-tuning_left // CHUNK)
-    window_end = chunks // 2 if chunks * CHUNK >= 2 * MIN_SURROGATE_TUNING else None
-    tuning_draws = []
+    window_end = chunks // 2 if chunks * CHUNK >= 2 * MIN_SURROGATE_TUNING else 0
+    one = jnp.int32(1)
+    tuning_draws, second_stage, chunk_seconds = [], [], []
     for index, chunk_key in enumerate(jax.random.split(tuning_key, chunks)):
-        state, chunk, _, _ = kernel.run_chunk(
+        chunk_tic = time.perf_counter()
+        state, chunk, _, info = kernel.run_chunk(
             chunk_key, state, surrogate.logdensity, exact_chains.exact, inverse_mass,
-            jnp.bool_(True), CHUNK, config.target_accept, config.max_tree_depth,
+            jnp.bool_(True), CHUNK, config.target_accept, config.max_tree_depth, one,
         )  # fmt: skip
-        tuning_draws.append(np.asarray(chunk).reshape(-1, chunk.shape[-1]))
+        tuning_draws.append(np.asarray(chunk))
+        second_stage.append(np.asarray(info.second_stage_acceptance))
+        chunk_seconds.append(time.perf_counter() - chunk_tic)
         progress.advance(CHUNK, "surrogate", divergences=exact_chains.divergences)
         if index + 1 == window_end:
-            inverse_mass = jnp.asarray(
-                regularized_covariance(np.concatenate(tuning_draws), np.asarray(inverse_mass))
-            )
+            drawn = np.concatenate(tuning_draws).reshape(-1, inverse_mass.shape[0])
+            inverse_mass = jnp.asarray(regularized_covariance(drawn, np.asarray(inverse_mass)))
             step_size = jnp.exp(state.step_size.log_step_size)
             state = kernel.start_tuning(state.chains, step_size, config.target_accept)
+    report.surrogate_transitions = config.surrogate_transitions or _transitions(
+        np.concatenate(tuning_draws[window_end:]),
+        np.concatenate(second_stage[window_end:]),
+        float(np.median(chunk_seconds[window_end:])) / CHUNK,
+        switch.logp_seconds,
+        config,
+    )
     keys = jax.random.split(draws_key, -(-config.draws // CHUNK))
     positions, stats, report.interrupted = _frozen_draws(
         keys, state, surrogate.logdensity, exact_chains.exact, inverse_mass, config, progress,
-        exact_chains.divergences,
+        exact_chains.divergences, report.surrogate_transitions,
     )  # fmt: skip
     report.seconds["surrogate"] = time.perf_counter() - tic
     tuning_iterations = pilot.record.iterations + chunks * CHUNK
     report.exact_logps = int(stats["n_exact_logp"].sum()) + config.chains * tuning_iterations
-    return EngineResult(positions, stats, report, surrogate)
+    step_size = float(np.median(kernel.tuned_step_size(state, config.target_accept)))
+    trained = TrainedSurrogate.from_surrogate(
+        surrogate, variables=switch.variables, network=network, step_size=step_size,
+        inverse_mass=np.asarray(inverse_mass),
+    )  # fmt: skip
+    return EngineResult(positions, stats, report, trained)

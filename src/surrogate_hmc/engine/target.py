@@ -9,11 +9,23 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-__all__ = ["Target"]
+__all__ = ["Target", "leaf_name"]
 
 JITTER = 1.0
 """Chains start at the initial position plus uniform noise in ``[-JITTER, JITTER]`` per
 coordinate, as PyMC's ``jitter+adapt_diag`` does (unconstrained space)."""
+
+
+def leaf_name(path: tuple) -> str:
+    """A pytree leaf's name: its path's keys and indices joined by dots (``"x"`` at the root).
+
+    Examples
+    --------
+    >>> [leaf_name(path) for path, _ in jax.tree_util.tree_leaves_with_path({"a": [1, 2]})]
+    ['a.0', 'a.1']
+    """
+    parts = (getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path)
+    return ".".join(map(str, parts)) or "x"
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,12 @@ class Target:
         Maps a flat position back to the structure the user's function takes (for output).
     jitter
         Whether chains start at jittered copies of ``initial_position``.
+    variables
+        ``(name, shape)`` of each part of a flat position, in order (what a saved surrogate
+        is checked against); by default one variable ``"x"``.
+    on_host
+        Whether ``logdensity`` calls the host (:mod:`surrogate_hmc.engine.host`) rather
+        than running in JAX.
 
     Examples
     --------
@@ -41,8 +59,10 @@ class Target:
 
     logdensity: Callable[[jax.Array], jax.Array]
     initial_position: np.ndarray
-    unravel: Callable[[jax.Array], Any] = field(default=lambda flat: flat)
+    unravel: Callable[..., Any] = field(default=lambda flat: flat)
     jitter: bool = True
+    variables: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    on_host: bool = False
 
     def __post_init__(self) -> None:
         position = np.asarray(self.initial_position, dtype=np.float64)
@@ -53,6 +73,13 @@ class Target:
         if not np.all(np.isfinite(position)):
             raise ValueError("The initial position has non-finite values: give a finite one.")
         object.__setattr__(self, "initial_position", position)
+        variables = tuple((str(n), tuple(int(k) for k in shape)) for n, shape in self.variables)
+        object.__setattr__(self, "variables", variables or (("x", (position.size,)),))
+        sizes = sum(int(np.prod(shape)) for _, shape in self.variables)
+        if sizes != position.size:
+            raise ValueError(
+                f"The variables {self.variables} hold {sizes} values, the position {position.size}."
+            )
 
     @property
     def dim(self) -> int:
@@ -61,14 +88,22 @@ class Target:
 
     @classmethod
     def from_logdensity(cls, logdensity_fn: Callable[[Any], jax.Array], initial_position: Any):
-        """A target from a log-density of any JAX pytree, flattened with ``ravel_pytree``."""
-        raveled, unravel = ravel_pytree(jax.tree.map(jnp.asarray, initial_position))
+        """A target from a log-density of any JAX pytree, flattened with ``ravel_pytree``.
+
+        Its variables are the pytree's leaves, named by their paths (:func:`leaf_name`).
+        """
+        tree = jax.tree.map(jnp.asarray, initial_position)
+        raveled, unravel = ravel_pytree(tree)
         flat = np.asarray(raveled, dtype=np.float64)
+        variables = tuple(
+            (leaf_name(path), np.shape(leaf))
+            for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
+        )
 
         def logdensity(position: jax.Array) -> jax.Array:
             return jnp.asarray(logdensity_fn(unravel(position)), dtype=jnp.float64).reshape(())
 
-        return cls(logdensity, flat, unravel)
+        return cls(logdensity, flat, unravel, variables=variables)
 
     def initial_positions(
         self, chains: int, rng: np.random.Generator, value_and_grad=None

@@ -1,32 +1,73 @@
 """A PyMC model as the engine's target, and the engine's draws as PyMC's output.
 
 The model's joint log-density over its unconstrained value variables is compiled with PyMC's
-JAX backend; the draws are mapped back to the model's variables and deterministics with the same
-backend, and returned as ``pm.sample`` returns them (InferenceData on PyMC 5, DataTree on 6).
+JAX backend, or, when an Op has no JAX implementation (an ODE, a custom Op), by PyTensor and
+called on the host (:mod:`surrogate_hmc.engine.host`). The draws are mapped back to the
+model's variables and deterministics the same way, and returned as ``pm.sample`` returns them
+(InferenceData on PyMC 5, DataTree on 6).
 """
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 
+from surrogate_hmc.engine.host import host_logdensity
 from surrogate_hmc.engine.target import Target
 
 __all__ = ["annotated_nutpie_output", "pymc_output", "pymc_target"]
 
 
-def _jaxified(inputs, outputs, what: str):
+def _jaxified(inputs, outputs):
+    """The graph as a JAX function, or ``None`` when one of its Ops has no JAX implementation."""
     from pymc.sampling.jax import get_jaxified_graph
 
     try:
         return get_jaxified_graph(inputs=inputs, outputs=outputs)
-    except NotImplementedError as error:
-        raise NotImplementedError(
-            f"shmc.sample needs the model's {what} in JAX, and PyTensor has no JAX "
-            f"implementation of one of its operations ({error}). Use "
-            "pm.sample(step=shmc.SurrogateHMC()), which works with any PyMC model."
-        ) from error
+    except NotImplementedError:
+        return None
+
+
+def _jax_logdensity(model, value_vars, unravel, flat: np.ndarray):
+    """The model's log-density in JAX, or ``None`` when an Op has no JAX implementation.
+
+    An Op can lack one when the graph is converted or only when it is traced: both are tried.
+    """
+    import jax
+
+    logp = _jaxified(value_vars, [model.logp()])
+    if logp is None:
+        return None
+
+    def logdensity(position):
+        return logp(*unravel(position))[0]
+
+    try:
+        jax.eval_shape(jax.value_and_grad(logdensity), jnp.asarray(flat))
+    except NotImplementedError:
+        return None
+    return logdensity
+
+
+def _host_logdensity(model, value_vars, unravel, dim: int):
+    """The model's log-density compiled by PyTensor, called from JAX on the host."""
+    import pytensor.tensor as pt
+
+    logp = model.logp()
+    gradient = pt.concatenate([pt.flatten(g) for g in pt.grad(logp, value_vars)])
+    value_fn = model.compile_fn(logp, inputs=value_vars, point_fn=False)
+    both_fn = model.compile_fn([logp, gradient], inputs=value_vars, point_fn=False)
+
+    def value(position):
+        return float(value_fn(*unravel(position)))
+
+    def value_and_gradient(position):
+        value, gradient = both_fn(*unravel(position))
+        return float(value), np.array(gradient, dtype=np.float64)  # a copy: never PyTensor's
+
+    return host_logdensity(value, value_and_gradient, dim)
 
 
 def pymc_target(model, initvals: dict | None, random_seed: int) -> Target:
@@ -45,21 +86,23 @@ def pymc_target(model, initvals: dict | None, random_seed: int) -> Target:
             "Use pm.sample(step=[shmc.SurrogateHMC(...), pm.Metropolis(...)]) with a step "
             "method for the discrete ones (see the docs' page 'Models with discrete variables')."
         )
-    logp = _jaxified(value_vars, [model.logp()], "log-density")
     point = make_initial_point_fn(model=model, overrides=initvals, jitter_rvs=set())(random_seed)
     shapes = [np.shape(point[v.name]) for v in value_vars]
     sizes = [int(np.prod(shape)) for shape in shapes]
     splits = np.cumsum(sizes)[:-1].tolist()
     flat = np.concatenate([np.ravel(point[v.name]).astype(np.float64) for v in value_vars])
 
-    def unravel(position):
-        parts = jnp.split(position, splits)
+    def unravel(position, xp=jnp):
+        parts = xp.split(position, splits)
         return [part.reshape(shape) for part, shape in zip(parts, shapes, strict=True)]
 
-    def logdensity(position):
-        return logp(*unravel(position))[0]
-
-    return Target(logdensity, flat, unravel)
+    logdensity = _jax_logdensity(model, value_vars, unravel, flat)
+    on_host = logdensity is None
+    if logdensity is None:
+        host_unravel = functools.partial(unravel, xp=np)
+        logdensity = _host_logdensity(model, value_vars, host_unravel, flat.size)
+    variables = tuple((v.name, shape) for v, shape in zip(value_vars, shapes, strict=True))
+    return Target(logdensity, flat, unravel, variables=variables, on_host=on_host)
 
 
 def pymc_output(
@@ -71,7 +114,6 @@ def pymc_output(
     attrs: dict[str, Any],
 ):
     """``pm.sample``'s output from the engine's flat draws ``(chains, draws, dim)``."""
-    import jax
     import pymc as pm
     from pymc.backends.arviz import (
         coords_and_dims_for_inferencedata,
@@ -89,14 +131,8 @@ def pymc_output(
                 f"deterministics do not: {sorted(var.name for var in outputs)}."
             )
         outputs = [var for var in outputs if var.name in var_names]
-    values = _jaxified(list(model.value_vars), outputs, "variables")
-
-    def constrained(position):
-        return values(*target.unravel(position))
-
     chains, draws, _ = positions.shape
-    flat = jnp.asarray(positions.reshape(chains * draws, -1))
-    results = jax.jit(jax.vmap(constrained))(flat)
+    results = _constrained(model, outputs, target, positions.reshape(chains * draws, -1))
     posterior = {
         var.name: np.asarray(result).reshape(chains, draws, *np.shape(result)[1:])
         for var, result in zip(outputs, results, strict=True)
@@ -131,6 +167,30 @@ def pymc_output(
     idata.posterior.attrs.update(attrs)
     idata.sample_stats.attrs.update(attrs)
     return idata
+
+
+def _constrained(model, outputs, target: Target, flat: np.ndarray) -> list[np.ndarray]:
+    """The model's ``outputs`` at every flat position ``(n, dim)``: one array ``(n, ...)`` each.
+
+    Compiled with JAX and vmapped where every Op has a JAX implementation; otherwise
+    PyTensor's function, called draw by draw on the NumPy values of ``target.unravel``.
+    """
+    import jax
+
+    value_vars = list(model.value_vars)
+    values = _jaxified(value_vars, outputs)
+    if values is not None:
+
+        def constrained(position):
+            return values(*target.unravel(position))
+
+        return [np.asarray(r) for r in jax.jit(jax.vmap(constrained))(jnp.asarray(flat))]
+    function = model.compile_fn(outputs, inputs=value_vars, point_fn=False)
+    rows = [
+        [np.array(value) for value in function(*target.unravel(position, xp=np))]
+        for position in flat
+    ]
+    return [np.stack([row[i] for row in rows]) for i in range(len(outputs))]
 
 
 def annotated_nutpie_output(

@@ -15,7 +15,7 @@ import numpy as np
 from pymc.model import Model
 
 from surrogate_hmc.core.buffer import MAX_POINTS_PER_ITERATION, TrainingBuffer, evenly_spaced
-from surrogate_hmc.core.costs import CostLedger
+from surrogate_hmc.core.cost_ledger import CostLedger
 from surrogate_hmc.step_methods.pymc_internals import (
     compiled_logp,
     route_logp_dlogp,

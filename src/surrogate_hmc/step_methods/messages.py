@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from surrogate_hmc.core.costs import (
+from surrogate_hmc.core.cost_ledger import (
     MAX_FAILURE_SHARE,
     MIN_SPEEDUP_PER_DRAW,
     SURROGATE_CALL_SECONDS,

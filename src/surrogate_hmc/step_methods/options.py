@@ -1,9 +1,6 @@
 """``SurrogateHMC``'s constructor arguments, checked and resolved before any sampling."""
 
 import inspect
-import os
-import tempfile
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -13,6 +10,7 @@ from pymc.step_methods.hmc.quadpotential import QuadPotentialDiagAdapt
 from pymc.util import get_value_vars_from_user_vars
 from pymc.vartypes import continuous_types
 
+from surrogate_hmc.core.reuse import check_save_to, given_surrogate
 from surrogate_hmc.core.surrogate import SurrogateKind
 from surrogate_hmc.core.trained import TrainedSurrogate
 from surrogate_hmc.core.validation import check_choice, check_int, check_real
@@ -71,26 +69,6 @@ def nuts_options() -> set[str]:
     return names - NOT_PASSED_ON
 
 
-def given_surrogate(surrogate: Any) -> TrainedSurrogate | None:
-    """The trained surrogate given as ``surrogate``, or ``None`` for one to train."""
-    if isinstance(surrogate, TrainedSurrogate):
-        return surrogate
-    if isinstance(surrogate, str) and surrogate in ("gradient", "logp"):
-        return None
-    if isinstance(surrogate, str | os.PathLike):
-        try:
-            return TrainedSurrogate.load(surrogate)
-        except FileNotFoundError as error:
-            raise ValueError(
-                "surrogate must be 'gradient', 'logp', a shmc.TrainedSurrogate or the path of "
-                f"a saved one; {error}"
-            ) from None
-    raise TypeError(
-        "surrogate must be 'gradient', 'logp', a shmc.TrainedSurrogate or the path of a saved "
-        f"one, got {type(surrogate).__name__}."
-    )
-
-
 def check_kind(surrogate: str) -> SurrogateKind:
     """The kind of surrogate to train, ``"gradient"`` or ``"logp"``."""
     return (
@@ -120,43 +98,6 @@ def resolve_trajectory(
                 "or use trajectory='static'."
             )
     return "nuts" if trajectory == "nuts" else "static"
-
-
-def check_save_to(save_to: Any) -> None:
-    """Refuse a ``save_to`` that is not a path to a file that can be written, before sampling.
-
-    The directory must exist, and a file must be creatable in it (tried with a temporary file,
-    which is removed); the surrogate itself is written at the end of tuning.
-    """
-    if save_to is None:
-        return
-    if not isinstance(save_to, str | os.PathLike):
-        raise TypeError(f"save_to must be a path, got {type(save_to).__name__}.")
-    path = Path(save_to)
-    if path.is_dir():
-        raise ValueError(
-            f"save_to must be the path of a file, but {str(path)!r} is a directory: for example "
-            f"save_to={str(path / 'surrogate.npz')!r}."
-        )
-    directory = path.parent
-    if not directory.exists():
-        raise ValueError(
-            f"save_to: the directory {str(directory)!r} does not exist; create it first or "
-            "choose another path."
-        )
-    if not directory.is_dir():
-        raise ValueError(
-            f"save_to: {str(directory)!r} is not a directory, so {str(path)!r} cannot be "
-            "written there."
-        )
-    try:
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-    except OSError as error:
-        raise ValueError(
-            f"save_to: the directory {str(directory)!r} is not writable "
-            f"({type(error).__name__}: {error})."
-        ) from None
 
 
 def check_numbers(buffer_size: Any, target_accept: Any, surrogate_transitions: Any) -> None:

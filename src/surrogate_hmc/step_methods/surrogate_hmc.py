@@ -14,7 +14,7 @@ from pymc.step_methods.hmc.nuts import NUTS
 
 from surrogate_hmc.core.buffer import TrainingBuffer
 from surrogate_hmc.core.compiled import draw_seed
-from surrogate_hmc.core.costs import (
+from surrogate_hmc.core.cost_ledger import (
     MIN_SETTLED_ITERATIONS,
     MIN_TREE_STEPS,
     CostVerdict,
@@ -35,6 +35,7 @@ from surrogate_hmc.core.lifecycle import (
     TrainingRecord,
 )
 from surrogate_hmc.core.network import NetworkConfig
+from surrogate_hmc.core.reuse import given_pilot_at
 from surrogate_hmc.core.schedule import Schedule, SwitchTest
 from surrogate_hmc.core.surrogate import SurrogateKind
 from surrogate_hmc.core.trained import TrainedSurrogate
@@ -73,23 +74,6 @@ from surrogate_hmc.step_methods.pymc_internals import (
 )
 
 __all__ = ["SurrogateCostWarning", "SurrogateHMC", "SurrogateWarning"]
-
-REUSE_AFTER = 50
-"""Exact iterations that take a chain to the posterior before a given surrogate is piloted."""
-
-
-def given_pilot_at(tune: int) -> int:
-    """The tuning iteration at which a given surrogate is piloted.
-
-    ``min(50, tune // 4)``, but never before the exploration check has its ``RECENT_DRAWS``
-    exact draws to compare with (a pilot that cannot be checked fails).
-
-    Examples
-    --------
-    >>> given_pilot_at(1000), given_pilot_at(100), given_pilot_at(20)
-    (50, 30, 30)
-    """
-    return min(REUSE_AFTER, max(RECENT_DRAWS, tune // 4))
 
 
 JITTER_TRIES = 11

@@ -5,7 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from surrogate_hmc.core.cost import augmented_targets, build_cost_network, fit_cost, nearest_rows
+from surrogate_hmc.core.cost_network import (
+    augmented_targets,
+    build_cost_network,
+    fit_cost,
+    nearest_rows,
+)
 from surrogate_hmc.core.distances import energy_score, mmd, resolve
 from surrogate_hmc.core.network import NetworkConfig
 from surrogate_hmc.core.training import TrainingConfig
