@@ -309,7 +309,7 @@ def _pilot(key, surrogate, exact, rows: ExactRows, inverse_mass, config: EngineC
     return _Pilot(state, record, seconds_per_iteration, second)
 
 
-def _seconds(batched, positions: np.ndarray) -> float:
+def _seconds(batched, positions: np.ndarray | jax.Array) -> float:
     """Wall time of a compiled function of every chain's position (median of 5, warm)."""
     jax.block_until_ready(batched(positions))
     times = []
@@ -833,9 +833,9 @@ def _switch(
     report.seconds["surrogate"] = time.perf_counter() - tic
     tuning_iterations = pilot.record.iterations + chunks * CHUNK
     report.exact_logps = int(stats["n_exact_logp"].sum()) + config.chains * tuning_iterations
-    step_size = float(np.median(kernel.tuned_step_size(state, config.target_accept)))
+    tuned = float(np.median(kernel.tuned_step_size(state, config.target_accept)))
     trained = TrainedSurrogate.from_surrogate(
-        surrogate, variables=switch.variables, network=network, step_size=step_size,
+        surrogate, variables=switch.variables, network=network, step_size=tuned,
         inverse_mass=np.asarray(inverse_mass),
     )  # fmt: skip
     return EngineResult(positions, stats, report, trained)

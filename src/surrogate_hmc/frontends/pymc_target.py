@@ -9,7 +9,7 @@ model's variables and deterministics the same way, and returned as ``pm.sample``
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import jax.numpy as jnp
 import numpy as np
@@ -56,7 +56,8 @@ def _host_logdensity(model, value_vars, unravel, dim: int):
     import pytensor.tensor as pt
 
     logp = model.logp()
-    gradient = pt.concatenate([pt.flatten(g) for g in pt.grad(logp, value_vars)])
+    gradients = cast(list, pt.grad(logp, value_vars))
+    gradient = pt.concatenate([pt.flatten(g) for g in gradients])
     value_fn = model.compile_fn(logp, inputs=value_vars, point_fn=False)
     both_fn = model.compile_fn([logp, gradient], inputs=value_vars, point_fn=False)
 
