@@ -1,5 +1,6 @@
 """``shmc.sample``: every chain in one run, one shared surrogate, for PyMC models and JAX."""
 
+import logging
 import os
 import time
 import warnings
@@ -19,6 +20,8 @@ from surrogate_hmc.engine import EngineConfig, RunReport, Target, run
 from surrogate_hmc.engine.target import leaf_name
 
 __all__ = ["sample"]
+
+_log = logging.getLogger("surrogate_hmc")
 
 
 def sample(
@@ -140,6 +143,7 @@ def sample(
     target = Target.from_logdensity(logdensity_fn, initial_position)
     result = run(target, config, seed, given=given)
     _warn_if_stayed_exact(result.report)
+    _log_divergences(result.stats, config.target_accept)
     _save(result.surrogate, save_to)
     assert result.positions is not None  # nutpie sampled the target's own log-density
     return _jax_output(target, result.positions, result.stats, _attrs(result.report, start))
@@ -166,6 +170,7 @@ def _sample_pymc(model, config, seed, initvals, var_names, start, given, save_to
     # numba one either, so a host target is sampled through its JAX function.
     result = run(target, config, seed, None if target.on_host else nutpie_model, given)
     _warn_if_stayed_exact(result.report)
+    _log_divergences(result.stats, config.target_accept)
     _save(result.surrogate, save_to)
     attrs = _attrs(result.report, start)
     if result.positions is None:
@@ -199,6 +204,23 @@ def _warn_if_stayed_exact(report: RunReport) -> None:
             SurrogateWarning,
             stacklevel=3,
         )
+
+
+def _log_divergences(stats: dict[str, np.ndarray], target_accept: float) -> None:
+    """Log the draws' divergences as :func:`pymc.sample` does: an error, with what to do.
+
+    A divergence marks a region the step size cannot integrate (a funnel's neck, a curved
+    tail): the draws may miss it, and their moments can be off by many MCSE.
+    """
+    divergences = int(np.sum(stats["diverging"]))
+    if divergences == 0:
+        return
+    share = divergences / stats["diverging"].size
+    _log.error(
+        "There were %d divergences after tuning (%.1f%% of the draws). Increase target_accept "
+        "(now %s; 0.95 or 0.99 on a curved or funnel-shaped posterior) or reparameterize.",
+        divergences, 100 * share, target_accept,
+    )  # fmt: skip
 
 
 def _attrs(report: RunReport, start: float) -> dict[str, Any]:

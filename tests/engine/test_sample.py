@@ -89,6 +89,32 @@ def test_a_cheap_model_is_left_to_nutpie_and_says_so():
     assert_moments(posterior_array(idata, ["x"]), MEAN, np.diag(COVARIANCE))
 
 
+def funnel(params):
+    """Neal's funnel in 3-D: ``v ~ N(0, 3)``, ``x | v ~ N(0, exp(v / 2))``, centred."""
+    v, x = params["v"], params["x"]
+    return -(v**2) / 18 - jnp.sum(x**2) * jnp.exp(-v) / 2 - v * x.size / 2
+
+
+def test_divergent_draws_are_logged_with_what_to_do(caplog):
+    with caplog.at_level("ERROR", logger="surrogate_hmc"):
+        idata = shmc.sample(
+            funnel, draws=200, tune=200, chains=2, random_seed=1, progressbar=False,
+            initial_position={"v": jnp.zeros(()), "x": jnp.zeros(2)},
+        )  # fmt: skip
+    divergences = int(np.sum(sample_stat(idata, "diverging")))
+    assert divergences > 0
+    [record] = caplog.records
+    assert f"There were {divergences} divergences after tuning" in record.getMessage()
+    assert "Increase target_accept (now 0.8" in record.getMessage()
+
+
+def test_draws_without_divergences_log_nothing(caplog, switched):
+    assert np.sum(sample_stat(switched, "diverging")) == 0
+    with caplog.at_level("ERROR", logger="surrogate_hmc"):
+        run_gaussian(COVARIANCE, seed=2, cost_gate=True, draws=200, tune=200)
+    assert not caplog.records
+
+
 def test_a_surrogate_that_fails_its_pilot_leaves_the_run_to_exact_nuts():
     """The exact kernel then makes the draws, frozen after tuning, and exactly."""
     with pytest.warns(shmc.SurrogateWarning, match="No surrogate passed"):
