@@ -1,9 +1,11 @@
-"""The exact run for cheap models: nutpie's NUTS with a low-rank metric, on every chain.
+"""The exact side: nutpie's NUTS with a low-rank metric, on every chain.
 
-When one exact log-density and gradient is so cheap that no surrogate could pay for its setup,
-the engine hands the whole run to nutpie, which adapts a low-rank plus diagonal mass matrix from
-draws and gradients (the strongest exact peer we measured): the run then costs what nutpie
-costs. nutpie runs the target's JAX log-density from its worker threads.
+nutpie adapts a low-rank plus diagonal mass matrix from draws and gradients (the strongest
+exact peer we measured) and runs every chain on a thread of its own. When one exact
+log-density and gradient is so cheap that no surrogate could pay for its setup, the engine
+hands it the whole run (:func:`nutpie_run`): the run then costs what nutpie costs. Otherwise
+nutpie makes the exact phase (:class:`NutpieChains`), paused where the engine trains and
+pilots a surrogate, and resumed to the end of the run when none takes over.
 """
 
 import contextlib
@@ -11,6 +13,7 @@ import inspect
 import itertools
 import os
 import threading
+import time
 import warnings
 from typing import Any, NamedTuple
 
@@ -19,7 +22,11 @@ import numpy as np
 
 from surrogate_hmc.engine.target import Target
 
-__all__ = ["NutpieRun", "compile_for_nutpie", "nutpie_run", "nutpie_stats"]
+__all__ = ["ExactRows", "NutpieChains", "NutpieRun", "compile_for_nutpie", "nutpie_run",
+           "nutpie_stats"]  # fmt: skip
+
+POLL_SECONDS = 0.02
+"""How often the engine looks at nutpie's progress while it samples."""
 
 
 class _Counter:
@@ -91,6 +98,7 @@ class NutpieRun(NamedTuple):
     positions: np.ndarray | None
     stats: dict[str, np.ndarray]
     gradients: int
+    interrupted: bool = False
 
 
 def nutpie_run(
@@ -181,3 +189,198 @@ def _low_rank(sample) -> dict[str, Any]:
     if "adaptation" in inspect.signature(sample).parameters:
         return {"adaptation": "low_rank"}
     return {"low_rank_modified_mass_matrix": True}
+
+
+class ExactRows(NamedTuple):
+    """The exact draws so far, pooled over chains, ordered by iteration, then chain.
+
+    ``last`` holds each chain's latest position (``(chains, dim)``) and ``step_size`` its
+    latest step size.
+    """
+
+    positions: np.ndarray
+    logps: np.ndarray
+    gradients: np.ndarray
+    chain: np.ndarray
+    iteration: np.ndarray
+    last: np.ndarray
+    step_size: np.ndarray
+
+
+class _Pace:
+    """nutpie's progress as its threads report it: draws, steps and divergences per chain."""
+
+    def __init__(self, chains: int) -> None:
+        self.lock = threading.Lock()
+        self.draws = np.zeros(chains, dtype=np.int64)
+        self.steps = np.zeros(chains, dtype=np.int64)
+        self.divergences = 0
+        self.history: list[tuple[float, float]] = []
+        """``(time, mean draws per chain)`` at every report."""
+
+    def report(self, progress) -> None:
+        with self.lock:
+            self.draws = np.array([chain.finished_draws for chain in progress])
+            self.steps = np.array([chain.total_num_steps for chain in progress])
+            self.divergences = int(sum(chain.divergences for chain in progress))
+            self.history.append((time.perf_counter(), float(np.mean(self.draws))))
+
+
+class NutpieChains:
+    """nutpie's exact NUTS on every chain, paused where the engine needs the draws so far.
+
+    Every chain runs on a thread of its own (more threads than CPUs, if need be: the engine's
+    pauses need every chain to advance together). Each chain's draws depend on the seed alone,
+    not on where or how long the run was paused: :meth:`rows` hands out the first
+    :attr:`iteration` draws of every chain, whatever nutpie made beyond them.
+
+    Parameters
+    ----------
+    target
+        What nutpie samples, through its JAX log-density and gradient.
+    starts
+        Each chain's initial position, ``(chains, dim)``.
+    tune, draws, seed, target_accept, max_tree_depth
+        nutpie's run, as ``nutpie.sample`` takes them.
+    progress
+        Advanced as nutpie's chains advance (:class:`~surrogate_hmc.engine.progress.RunProgress`).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from surrogate_hmc.engine.progress import RunProgress
+    >>> target = Target.from_logdensity(lambda x: -0.5 * jnp.sum(x**2), jnp.zeros(2))
+    >>> starts = np.random.default_rng(1).normal(size=(2, 2))
+    >>> with RunProgress(200, 2, enabled=False) as progress:
+    ...     chains = NutpieChains(target, starts, tune=100, draws=100, seed=1,
+    ...                           target_accept=0.8, max_tree_depth=10, progress=progress)
+    ...     chains.advance_to(50)
+    ...     rows = chains.rows()
+    ...     whole = chains.finish()
+    >>> rows.positions.shape, whole.positions.shape
+    ((100, 2), (2, 100, 2))
+    """
+
+    def __init__(self, target: Target, starts: np.ndarray, *, tune: int, draws: int, seed: int,
+                 target_accept: float, max_tree_depth: int, progress) -> None:  # fmt: skip
+        import nutpie
+
+        self.exact = target.logdensity
+        self.progress = progress
+        self.iteration = 0
+        self._tune, self._draws = tune, draws
+        self._chains = len(starts)
+        self._counter = _Counter()
+        self._pace = _Pace(self._chains)
+        self._shown = 0
+        self._stopped = False
+        model = compile_for_nutpie(target, np.asarray(starts, dtype=np.float64), self._counter)
+        with _quiet_arviz():
+            self._sampler = nutpie.sample(
+                model, chains=self._chains, cores=self._chains, tune=tune, draws=draws, seed=seed,
+                target_accept=target_accept, maxdepth=max_tree_depth, **_low_rank(nutpie.sample),
+                store_gradient=True, blocking=False, progress_bar=False,
+                progress_callback=self._pace.report, progress_rate=100,
+            )  # fmt: skip
+
+    @property
+    def divergences(self) -> int:
+        """Divergences of all chains so far."""
+        return self._pace.divergences
+
+    @property
+    def gradient_evaluations(self) -> int:
+        """Exact log-density-and-gradient evaluations of all chains so far."""
+        return self._counter.gradients
+
+    def advance_to(self, iteration: int) -> None:
+        """Sample until every chain has made ``iteration`` draws, then pause."""
+        self._sampler.resume()
+        try:
+            while not self._finished() and self._settled() < iteration:
+                time.sleep(POLL_SECONDS)
+                self._show("exact", iteration)
+        finally:
+            self._sampler.pause()
+        self.iteration = iteration
+
+    def _finished(self) -> bool:
+        """Whether nutpie stopped, done or failed (it cannot tell while its threads are busy)."""
+        try:
+            return bool(self._sampler.is_finished)
+        except TimeoutError:
+            return False
+
+    def _settled(self) -> int:
+        with self._pace.lock:
+            return int(np.min(self._pace.draws))
+
+    def _show(self, phase: str, most: int | None = None) -> None:
+        settled = self._settled() if most is None else min(self._settled(), most)
+        if settled > self._shown:
+            self.progress.advance(settled - self._shown, phase, divergences=self.divergences)
+            self._shown = settled
+
+    def seconds_per_iteration(self) -> float:
+        """Wall time of an iteration of all chains, over the latter half of the draws so far."""
+        with self._pace.lock:
+            history = np.array(self._pace.history)
+        if len(history) < 2:
+            return float("nan")
+        recent = history[history[:, 1] >= history[-1, 1] / 2]
+        if len(recent) < 2 or recent[-1, 1] <= recent[0, 1]:
+            recent = history
+        return float((recent[-1, 0] - recent[0, 0]) / max(recent[-1, 1] - recent[0, 1], 1e-9))
+
+    def rows(self) -> ExactRows:
+        """The first :attr:`iteration` draws of every chain, with their logps and gradients."""
+        with _quiet_arviz():
+            trace = self._sampler.inspect()
+        n = self.iteration
+        stats = _dataset(trace, "warmup_sample_stats")
+        positions = _dataset(trace, "warmup_posterior")["position"].values[:, :n]
+        chains, _, dim = positions.shape
+        by_iteration = np.swapaxes(positions, 0, 1)
+        return ExactRows(
+            by_iteration.reshape(-1, dim),
+            stats["logp"].values[:, :n].T.reshape(-1),
+            np.swapaxes(stats["gradient"].values[:, :n], 0, 1).reshape(-1, dim),
+            np.tile(np.arange(chains), n),
+            np.repeat(np.arange(n), chains),
+            positions[:, -1],
+            stats["step_size"].values[:, n - 1],
+        )
+
+    def finish(self) -> NutpieRun:
+        """The run to its end, by nutpie: its draws, stats and exact gradients.
+
+        Ctrl-C returns the draws made so far, with a warning (an empty draw set raises).
+        """
+        self._sampler.resume()
+        interrupted = False
+        try:
+            while not self._finished():
+                time.sleep(POLL_SECONDS)
+                self._show("exact" if self._settled() < self._tune else "draws")
+            with _quiet_arviz():
+                trace = self._sampler.wait()
+        except KeyboardInterrupt:
+            interrupted = True
+            with _quiet_arviz():
+                trace = self._sampler.abort()
+            warnings.warn("Sampling was interrupted: the draws made so far are returned.",
+                          stacklevel=3)  # fmt: skip
+        self._stopped = True
+        self._show("draws")
+        made = _dataset(trace, "sample_stats")["n_steps"].shape[1]
+        if made == 0:
+            raise KeyboardInterrupt
+        stats = nutpie_stats(trace, self._draws)
+        positions = _draws_of(trace, self._draws)
+        return NutpieRun(trace, positions, stats, self._counter.gradients, interrupted)
+
+    def stop(self) -> None:
+        """Stop sampling and drop nutpie's draws (the surrogate takes over); idempotent."""
+        if not self._stopped:
+            self._stopped = True
+            self._sampler.cancel()
