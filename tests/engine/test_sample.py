@@ -48,9 +48,13 @@ def test_the_shared_surrogate_takes_over_and_is_exact(switched):
 
 
 def test_negative_control_a_wrong_posterior_fails_the_same_test(switched):
-    """Draws of a posterior 25 % wider in one coordinate fail the test the engine passes."""
+    """Draws of a posterior 50 % wider in one coordinate fail the test the engine passes.
+
+    (25 % wider is about 5 MCSE of the variance with these draws, too close to the threshold
+    to fail every time.)
+    """
     wider = COVARIANCE.copy()
-    wider[2, 2] *= 1.25
+    wider[2, 2] *= 1.5
     wrong = run_gaussian(wider)
     z = moment_z_scores(posterior_array(wrong, ["x"]), MEAN, np.diag(COVARIANCE))
     assert np.max(np.abs(z)) > 4.5

@@ -10,7 +10,6 @@ pilots a surrogate, and resumed to the end of the run when none takes over.
 
 import contextlib
 import inspect
-import itertools
 import os
 import threading
 import time
@@ -47,11 +46,13 @@ def _dataset(trace: Any, group: str):
     return node.to_dataset() if hasattr(node, "to_dataset") else node
 
 
-def compile_for_nutpie(target: Target, starts: np.ndarray, counter: _Counter):
+def compile_for_nutpie(target: Target, counter: _Counter):
     """The target as a nutpie model: its JAX log-density and gradient, compiled once.
 
-    nutpie asks for an initial point per chain (from its worker threads); it gets the rows of
-    ``starts`` in turn. Every evaluation is counted in ``counter``.
+    nutpie asks for each chain's initial point with a seed of that chain's (from its worker
+    threads, in no fixed order); the chain starts at the target's initial position jittered
+    by that seed (:meth:`~surrogate_hmc.engine.Target.initial_positions`), so that its draws
+    depend on nutpie's seed alone. Every evaluation is counted in ``counter``.
     """
     import nutpie.compiled_pyfunc
 
@@ -69,12 +70,11 @@ def compile_for_nutpie(target: Target, starts: np.ndarray, counter: _Counter):
     def make_expand_fn(seed1, seed2, chain):
         return lambda position: {"position": np.array(position, dtype=np.float64)}
 
-    handed_out = itertools.count()
-    lock = threading.Lock()
+    batched = jax.jit(jax.vmap(value_and_grad))
 
     def initial_point(seed):
-        with lock:
-            return np.array(starts[next(handed_out) % len(starts)], dtype=np.float64)
+        rng = np.random.default_rng(seed)
+        return np.array(target.initial_positions(1, rng, batched)[0], dtype=np.float64)
 
     return nutpie.compiled_pyfunc.from_pyfunc(
         dim,
@@ -103,7 +103,7 @@ class NutpieRun(NamedTuple):
 
 def nutpie_run(
     target: Target,
-    starts: np.ndarray,
+    chains: int,
     *,
     tune: int,
     draws: int,
@@ -116,16 +116,15 @@ def nutpie_run(
     """Nutpie with its low-rank metric on every chain, to the end.
 
     ``compiled_model`` is a nutpie model compiled its own way (for a PyMC model, with numba,
-    as ``pm.sample()`` does); ``None`` samples the target's JAX log-density from the chains'
-    ``starts``. Chains run on as many threads as there are CPUs (nutpie starts a chain when a
-    thread is free); more threads than CPUs would make JAX log-densities compete for them.
+    as ``pm.sample()`` does); ``None`` samples the target's JAX log-density from its jittered
+    initial position. Chains run on as many threads as there are CPUs (nutpie starts a chain
+    when a thread is free); more threads than CPUs would make JAX log-densities compete.
     """
     import nutpie
 
-    chains = len(starts)
     counter = _Counter()
     if compiled_model is None:
-        compiled_model = compile_for_nutpie(target, np.asarray(starts, dtype=np.float64), counter)
+        compiled_model = compile_for_nutpie(target, counter)
     with _quiet_arviz():
         trace = nutpie.sample(
             compiled_model,
@@ -238,8 +237,8 @@ class NutpieChains:
     ----------
     target
         What nutpie samples, through its JAX log-density and gradient.
-    starts
-        Each chain's initial position, ``(chains, dim)``.
+    chains
+        Chains, each started at the target's initial position, jittered by its seed.
     tune, draws, seed, target_accept, max_tree_depth
         nutpie's run, as ``nutpie.sample`` takes them.
     progress
@@ -250,9 +249,8 @@ class NutpieChains:
     >>> import jax.numpy as jnp
     >>> from surrogate_hmc.engine.progress import RunProgress
     >>> target = Target.from_logdensity(lambda x: -0.5 * jnp.sum(x**2), jnp.zeros(2))
-    >>> starts = np.random.default_rng(1).normal(size=(2, 2))
     >>> with RunProgress(200, 2, enabled=False) as progress:
-    ...     chains = NutpieChains(target, starts, tune=100, draws=100, seed=1,
+    ...     chains = NutpieChains(target, 2, tune=100, draws=100, seed=1,
     ...                           target_accept=0.8, max_tree_depth=10, progress=progress)
     ...     chains.advance_to(50)
     ...     rows = chains.rows()
@@ -261,7 +259,7 @@ class NutpieChains:
     ((100, 2), (2, 100, 2))
     """
 
-    def __init__(self, target: Target, starts: np.ndarray, *, tune: int, draws: int, seed: int,
+    def __init__(self, target: Target, chains: int, *, tune: int, draws: int, seed: int,
                  target_accept: float, max_tree_depth: int, progress) -> None:  # fmt: skip
         import nutpie
 
@@ -269,12 +267,12 @@ class NutpieChains:
         self.progress = progress
         self.iteration = 0
         self._tune, self._draws = tune, draws
-        self._chains = len(starts)
+        self._chains = chains
         self._counter = _Counter()
         self._pace = _Pace(self._chains)
         self._shown = 0
         self._stopped = False
-        model = compile_for_nutpie(target, np.asarray(starts, dtype=np.float64), self._counter)
+        model = compile_for_nutpie(target, self._counter)
         with _quiet_arviz():
             self._sampler = nutpie.sample(
                 model, chains=self._chains, cores=self._chains, tune=tune, draws=draws, seed=seed,

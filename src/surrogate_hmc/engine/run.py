@@ -484,7 +484,7 @@ def run(
         if not _affordable(report.cost):
             report.decision = "stayed exact: surrogate would not pay"
             whole = nutpie_run(
-                target, starts, tune=config.tune, draws=config.draws,
+                target, config.chains, tune=config.tune, draws=config.draws,
                 seed=int(rng.integers(2**31)), target_accept=config.target_accept,
                 max_tree_depth=config.max_tree_depth, progressbar=config.progressbar,
                 compiled_model=None if nutpie_model is None else nutpie_model(),
@@ -496,7 +496,8 @@ def run(
             )
     with RunProgress(total, config.chains, enabled=config.progressbar) as progress:
         exact_chains = NutpieChains(
-            target, starts, tune=config.tune, draws=config.draws, seed=int(rng.integers(2**31)),
+            target, config.chains, tune=config.tune, draws=config.draws,
+            seed=int(rng.integers(2**31)),
             target_accept=config.target_accept, max_tree_depth=config.max_tree_depth,
             progress=progress,
         )  # fmt: skip
