@@ -29,15 +29,33 @@ POLL_SECONDS = 0.02
 
 
 class _Counter:
-    """Exact log-density-and-gradient evaluations, counted from nutpie's worker threads."""
+    """Exact gradients and draws, counted from nutpie's worker threads as they make them.
+
+    nutpie runs each chain on a thread of its own and stores each draw from it, so the draws
+    of a thread are a chain's (the engine checks the trace before it relies on them).
+    """
 
     def __init__(self) -> None:
         self.gradients = 0
+        self.draws: dict[int, int] = {}
+        self.history: list[tuple[float, int]] = []
+        """``(time, draws of all chains)`` at every draw."""
         self.lock = threading.Lock()
 
     def evaluated(self) -> None:
         with self.lock:
             self.gradients += 1
+
+    def drew(self) -> None:
+        with self.lock:
+            thread = threading.get_ident()
+            self.draws[thread] = self.draws.get(thread, 0) + 1
+            self.history.append((time.perf_counter(), len(self.history) + 1))
+
+    def settled(self, chains: int) -> int:
+        """Draws every chain has made (0 until every chain has started)."""
+        with self.lock:
+            return min(self.draws.values()) if len(self.draws) >= chains else 0
 
 
 def _dataset(trace: Any, group: str):
@@ -68,7 +86,11 @@ def compile_for_nutpie(target: Target, counter: _Counter):
         return logp
 
     def make_expand_fn(seed1, seed2, chain):
-        return lambda position: {"position": np.array(position, dtype=np.float64)}
+        def expand(position):
+            counter.drew()
+            return {"position": np.array(position, dtype=np.float64)}
+
+        return expand
 
     batched = jax.jit(jax.vmap(value_and_grad))
 
@@ -206,25 +228,6 @@ class ExactRows(NamedTuple):
     step_size: np.ndarray
 
 
-class _Pace:
-    """nutpie's progress as its threads report it: draws, steps and divergences per chain."""
-
-    def __init__(self, chains: int) -> None:
-        self.lock = threading.Lock()
-        self.draws = np.zeros(chains, dtype=np.int64)
-        self.steps = np.zeros(chains, dtype=np.int64)
-        self.divergences = 0
-        self.history: list[tuple[float, float]] = []
-        """``(time, mean draws per chain)`` at every report."""
-
-    def report(self, progress) -> None:
-        with self.lock:
-            self.draws = np.array([chain.finished_draws for chain in progress])
-            self.steps = np.array([chain.total_num_steps for chain in progress])
-            self.divergences = int(sum(chain.divergences for chain in progress))
-            self.history.append((time.perf_counter(), float(np.mean(self.draws))))
-
-
 class NutpieChains:
     """nutpie's exact NUTS on every chain, paused where the engine needs the draws so far.
 
@@ -269,7 +272,8 @@ class NutpieChains:
         self._tune, self._draws = tune, draws
         self._chains = chains
         self._counter = _Counter()
-        self._pace = _Pace(self._chains)
+        self._divergences = 0
+        self._trace: Any = None
         self._shown = 0
         self._stopped = False
         model = compile_for_nutpie(target, self._counter)
@@ -278,13 +282,12 @@ class NutpieChains:
                 model, chains=self._chains, cores=self._chains, tune=tune, draws=draws, seed=seed,
                 target_accept=target_accept, maxdepth=max_tree_depth, **_low_rank(nutpie.sample),
                 store_gradient=True, blocking=False, progress_bar=False,
-                progress_callback=self._pace.report, progress_rate=100,
             )  # fmt: skip
 
     @property
     def divergences(self) -> int:
-        """Divergences of all chains so far."""
-        return self._pace.divergences
+        """Divergences of all chains, as of the latest pause."""
+        return self._divergences
 
     @property
     def gradient_evaluations(self) -> int:
@@ -293,14 +296,27 @@ class NutpieChains:
 
     def advance_to(self, iteration: int) -> None:
         """Sample until every chain has made ``iteration`` draws, then pause."""
-        self._sampler.resume()
-        try:
-            while not self._finished() and self._settled() < iteration:
-                time.sleep(POLL_SECONDS)
-                self._show("exact", iteration)
-        finally:
-            self._sampler.pause()
         self.iteration = iteration
+        while True:
+            self._sampler.resume()
+            try:
+                while not self._finished() and self._settled() < iteration:
+                    time.sleep(POLL_SECONDS)
+                    self._show("exact", iteration)
+            finally:
+                self._sampler.pause()
+            self._trace = self._inspect()
+            stats = _dataset(self._trace, "warmup_sample_stats")
+            self._divergences = int(stats["diverging"].values.sum())
+            if (
+                stats["logp"].shape[1] >= iteration
+                and not np.isnan(stats["logp"].values[:, :iteration]).any()
+            ):
+                return
+
+    def _inspect(self):
+        with _quiet_arviz():
+            return self._sampler.inspect()
 
     def _finished(self) -> bool:
         """Whether nutpie stopped, done or failed (it cannot tell while its threads are busy)."""
@@ -310,8 +326,7 @@ class NutpieChains:
             return False
 
     def _settled(self) -> int:
-        with self._pace.lock:
-            return int(np.min(self._pace.draws))
+        return self._counter.settled(self._chains)
 
     def _show(self, phase: str, most: int | None = None) -> None:
         settled = self._settled() if most is None else min(self._settled(), most)
@@ -321,10 +336,11 @@ class NutpieChains:
 
     def seconds_per_iteration(self) -> float:
         """Wall time of an iteration of all chains, over the latter half of the draws so far."""
-        with self._pace.lock:
-            history = np.array(self._pace.history)
+        with self._counter.lock:
+            history = np.array(self._counter.history, dtype=np.float64)
         if len(history) < 2:
             return float("nan")
+        history[:, 1] /= self._chains
         recent = history[history[:, 1] >= history[-1, 1] / 2]
         if len(recent) < 2 or recent[-1, 1] <= recent[0, 1]:
             recent = history
@@ -332,8 +348,7 @@ class NutpieChains:
 
     def rows(self) -> ExactRows:
         """The first :attr:`iteration` draws of every chain, with their logps and gradients."""
-        with _quiet_arviz():
-            trace = self._sampler.inspect()
+        trace = self._trace
         n = self.iteration
         stats = _dataset(trace, "warmup_sample_stats")
         positions = _dataset(trace, "warmup_posterior")["position"].values[:, :n]
