@@ -4,19 +4,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from surrogate_hmc.engine.exact import NutpieChains
+from surrogate_hmc.engine.exact import NutpieChains, one_by_one
 from surrogate_hmc.engine.progress import RunProgress
 from surrogate_hmc.engine.target import Target
 from tests.engine.test_sample import COVARIANCE, gaussian, run_gaussian
 
 TARGET = Target.from_logdensity(gaussian(COVARIANCE), {"x": jnp.zeros(4)})
+VALUE_AND_GRAD = one_by_one(jax.jit(jax.value_and_grad(TARGET.logdensity)))
 CHAINS = 3
 
 
 def rows_after(pauses, seed=5):
     with RunProgress(400, CHAINS, enabled=False) as progress:
         chains = NutpieChains(
-            TARGET, CHAINS, tune=200, draws=200, seed=seed, target_accept=0.8,
+            TARGET, CHAINS, VALUE_AND_GRAD, tune=200, draws=200, seed=seed, target_accept=0.8,
             max_tree_depth=10, progress=progress,
         )  # fmt: skip
         for pause in pauses:

@@ -14,15 +14,15 @@ import os
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import jax
 import numpy as np
 
 from surrogate_hmc.engine.target import Target
 
 __all__ = ["ExactRows", "NutpieChains", "NutpieRun", "compile_for_nutpie", "nutpie_run",
-           "nutpie_stats"]  # fmt: skip
+           "nutpie_stats", "one_by_one"]  # fmt: skip
 
 POLL_SECONDS = 0.02
 """How often the engine looks at nutpie's progress while it samples."""
@@ -64,23 +64,40 @@ def _dataset(trace: Any, group: str):
     return node.to_dataset() if hasattr(node, "to_dataset") else node
 
 
-def compile_for_nutpie(target: Target, counter: _Counter):
+def one_by_one(value_and_grad: Callable) -> Callable:
+    """A compiled log-density and gradient of one position, mapped over rows ``(n, dim)``.
+
+    It is what nutpie's threads call, one position each: mapping it, rather than compiling a
+    batched one, compiles the model once.
+    """
+
+    def mapped(positions) -> tuple[np.ndarray, np.ndarray]:
+        pairs = [value_and_grad(position) for position in np.asarray(positions)]
+        return np.array([value for value, _ in pairs]), np.array([grad for _, grad in pairs])
+
+    mapped.single = value_and_grad  # type: ignore[attr-defined]
+    return mapped
+
+
+def compile_for_nutpie(target: Target, counter: _Counter, value_and_grad: Callable):
     """The target as a nutpie model: its JAX log-density and gradient, compiled once.
 
     nutpie asks for each chain's initial point with a seed of that chain's (from its worker
     threads, in no fixed order); the chain starts at the target's initial position jittered
     by that seed (:meth:`~surrogate_hmc.engine.Target.initial_positions`), so that its draws
     depend on nutpie's seed alone. Every evaluation is counted in ``counter``.
+    ``value_and_grad`` is :func:`one_by_one`'s mapping of the compiled log-density and
+    gradient.
     """
     import nutpie.compiled_pyfunc
 
-    value_and_grad = jax.jit(jax.value_and_grad(target.logdensity))
+    single = value_and_grad.single  # type: ignore[attr-defined]
     dim = target.dim
 
     def make_logp_fn():
         def logp(position):
             counter.evaluated()
-            value, gradient = value_and_grad(position)
+            value, gradient = single(position)
             return float(value), np.asarray(gradient, dtype=np.float64)
 
         return logp
@@ -92,11 +109,9 @@ def compile_for_nutpie(target: Target, counter: _Counter):
 
         return expand
 
-    batched = jax.jit(jax.vmap(value_and_grad))
-
     def initial_point(seed):
         rng = np.random.default_rng(seed)
-        return np.array(target.initial_positions(1, rng, batched)[0], dtype=np.float64)
+        return np.array(target.initial_positions(1, rng, value_and_grad)[0], dtype=np.float64)
 
     return nutpie.compiled_pyfunc.from_pyfunc(
         dim,
@@ -126,6 +141,7 @@ class NutpieRun(NamedTuple):
 def nutpie_run(
     target: Target,
     chains: int,
+    value_and_grad: Callable,
     *,
     tune: int,
     draws: int,
@@ -146,7 +162,7 @@ def nutpie_run(
 
     counter = _Counter()
     if compiled_model is None:
-        compiled_model = compile_for_nutpie(target, counter)
+        compiled_model = compile_for_nutpie(target, counter, value_and_grad)
     with _quiet_arviz():
         trace = nutpie.sample(
             compiled_model,
@@ -242,6 +258,8 @@ class NutpieChains:
         What nutpie samples, through its JAX log-density and gradient.
     chains
         Chains, each started at the target's initial position, jittered by its seed.
+    value_and_grad
+        The target's compiled log-density and gradient, mapped (:func:`one_by_one`).
     tune, draws, seed, target_accept, max_tree_depth
         nutpie's run, as ``nutpie.sample`` takes them.
     progress
@@ -253,7 +271,8 @@ class NutpieChains:
     >>> from surrogate_hmc.engine.progress import RunProgress
     >>> target = Target.from_logdensity(lambda x: -0.5 * jnp.sum(x**2), jnp.zeros(2))
     >>> with RunProgress(200, 2, enabled=False) as progress:
-    ...     chains = NutpieChains(target, 2, tune=100, draws=100, seed=1,
+    ...     chains = NutpieChains(target, 2, one_by_one(jax.jit(jax.value_and_grad(
+    ...         target.logdensity))), tune=100, draws=100, seed=1,
     ...                           target_accept=0.8, max_tree_depth=10, progress=progress)
     ...     chains.advance_to(50)
     ...     rows = chains.rows()
@@ -262,8 +281,9 @@ class NutpieChains:
     ((100, 2), (2, 100, 2))
     """
 
-    def __init__(self, target: Target, chains: int, *, tune: int, draws: int, seed: int,
-                 target_accept: float, max_tree_depth: int, progress) -> None:  # fmt: skip
+    def __init__(self, target: Target, chains: int, value_and_grad: Callable, *, tune: int,
+                 draws: int, seed: int, target_accept: float, max_tree_depth: int,
+                 progress) -> None:  # fmt: skip
         import nutpie
 
         self.exact = target.logdensity
@@ -276,7 +296,7 @@ class NutpieChains:
         self._trace: Any = None
         self._shown = 0
         self._stopped = False
-        model = compile_for_nutpie(target, self._counter)
+        model = compile_for_nutpie(target, self._counter, value_and_grad)
         with _quiet_arviz():
             self._sampler = nutpie.sample(
                 model, chains=self._chains, cores=self._chains, tune=tune, draws=draws, seed=seed,

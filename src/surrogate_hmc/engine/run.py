@@ -41,7 +41,7 @@ from surrogate_hmc.core.trained import TrainedSurrogate
 from surrogate_hmc.core.training import TrainingConfig
 from surrogate_hmc.core.validation import check_bool, check_instance, check_int, check_real
 from surrogate_hmc.engine import kernel
-from surrogate_hmc.engine.exact import ExactRows, NutpieChains, nutpie_run
+from surrogate_hmc.engine.exact import ExactRows, NutpieChains, nutpie_run, one_by_one
 from surrogate_hmc.engine.progress import RunProgress
 from surrogate_hmc.engine.target import Target
 
@@ -470,7 +470,7 @@ def run(
     key = jax.random.key(rng.integers(2**31))
     report = RunReport()
     start = time.perf_counter()
-    value_and_grad = jax.jit(jax.vmap(jax.value_and_grad(target.logdensity)))
+    value_and_grad = one_by_one(jax.jit(jax.value_and_grad(target.logdensity)))
     starts = target.initial_positions(config.chains, rng, value_and_grad)
     total = config.tune + config.draws
     if config.cost_gate and given is None:
@@ -484,7 +484,7 @@ def run(
         if not _affordable(report.cost):
             report.decision = "stayed exact: surrogate would not pay"
             whole = nutpie_run(
-                target, config.chains, tune=config.tune, draws=config.draws,
+                target, config.chains, value_and_grad, tune=config.tune, draws=config.draws,
                 seed=int(rng.integers(2**31)), target_accept=config.target_accept,
                 max_tree_depth=config.max_tree_depth, progressbar=config.progressbar,
                 compiled_model=None if nutpie_model is None else nutpie_model(),
@@ -496,7 +496,7 @@ def run(
             )
     with RunProgress(total, config.chains, enabled=config.progressbar) as progress:
         exact_chains = NutpieChains(
-            target, config.chains, tune=config.tune, draws=config.draws,
+            target, config.chains, value_and_grad, tune=config.tune, draws=config.draws,
             seed=int(rng.integers(2**31)),
             target_accept=config.target_accept, max_tree_depth=config.max_tree_depth,
             progress=progress,
