@@ -267,6 +267,7 @@ class NutpieChains:
 
     Examples
     --------
+    >>> import jax
     >>> import jax.numpy as jnp
     >>> from surrogate_hmc.engine.progress import RunProgress
     >>> target = Target.from_logdensity(lambda x: -0.5 * jnp.sum(x**2), jnp.zeros(2))
