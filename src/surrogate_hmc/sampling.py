@@ -49,16 +49,16 @@ def sample(
 ):
     """Sample all chains at once, with one surrogate learned from all of them.
 
-    nutpie's NUTS (a low-rank metric adapted from draws and gradients) runs every chain on a
-    thread of its own, on the model's JAX log-density, and every draw's log-density and
-    gradient is kept. After a tenth of the tuning nutpie pauses, and if its measured cost says
-    a surrogate can pay, one log-density surrogate is trained on the pooled draws and piloted;
-    if it passes, a compiled delayed-acceptance NUTS kernel finishes the tuning and makes the
-    draws of every chain at once, at one exact log-density per draw and chain (after as many
-    NUTS transitions on the surrogate as one exact log-density's time pays for). Otherwise
-    nutpie goes on, and the surrogate is retrained on more draws. A model whose exact gradient
-    is too cheap for any surrogate to pay for its setup is left to nutpie, whole. Every draw
-    comes from a kernel that targets the exact posterior and is frozen for the draws.
+    Exact NUTS runs every chain in one compiled program (one batched exact log-density and
+    gradient per leapfrog step, the metric estimated from the pooled draws of all chains).
+    After a tenth of the tuning, one log-density surrogate is trained on the pooled draws and
+    piloted; if it passes, a compiled delayed-acceptance NUTS kernel finishes the tuning and
+    makes the draws of every chain at once, at one exact log-density per draw and chain (after
+    as many NUTS transitions on the surrogate as one exact log-density's time pays for).
+    Otherwise exact NUTS goes on, and the surrogate is retrained on more draws. A model whose
+    exact gradient is too cheap for any surrogate to pay for its setup is left to nutpie (NUTS
+    with a low-rank metric), whole. Every draw comes from a kernel that targets the exact
+    posterior and is frozen for the draws.
 
     Parameters
     ----------
@@ -200,7 +200,7 @@ def _warn_if_stayed_exact(report: RunReport) -> None:
         last = report.trainings[-1]
         reason = last.pilot.reason if last.pilot is not None else last.outcome
         warnings.warn(
-            f"No surrogate passed its tests ({reason}); nutpie's exact NUTS made every draw.",
+            f"No surrogate passed its tests ({reason}); exact NUTS made every draw.",
             SurrogateWarning,
             stacklevel=3,
         )

@@ -30,12 +30,12 @@ def sample(surrogate, target, seed=0, chains=4, draws=2500, transitions=1):
     state = kernel.start_tuning(state, jnp.full(chains, 0.5), 0.8)
     inverse_mass = jnp.asarray(COVARIANCE)
     transitions = jnp.int32(transitions)
-    state, _, _ = kernel.run_chunk(
+    state, _, _, _ = kernel.run_chunk(
         key_tune, state, surrogate, target, inverse_mass, jnp.bool_(True), 300, 0.8, 10,
         transitions,
     )  # fmt: skip
     frozen = kernel.tuned_step_size(state, 0.8)
-    state, positions, info = kernel.run_chunk(
+    state, positions, _, info = kernel.run_chunk(
         key_draws, state, surrogate, target, inverse_mass, jnp.bool_(False), draws, 0.8, 10,
         transitions,
     )  # fmt: skip
@@ -67,12 +67,12 @@ def test_several_transitions_per_correction_cost_one_exact_log_density():
     state = kernel.start_tuning(state, jnp.full(chains, 0.5), 0.8)
     inverse_mass = jnp.asarray(COVARIANCE)
     tune_key, one_key, four_key = jax.random.split(jax.random.key(3), 3)
-    state, _, _ = kernel.run_chunk(
+    state, _, _, _ = kernel.run_chunk(
         tune_key, state, exact, exact, inverse_mass, jnp.bool_(True), 300, 0.8, 10, one
     )
     steps = {}
     for key, transitions in ((one_key, one), (four_key, jnp.int32(4))):
-        _, _, info = kernel.run_chunk(
+        _, _, _, info = kernel.run_chunk(
             key, state, exact, exact, inverse_mass, jnp.bool_(False), 500, 0.8, 10, transitions
         )
         assert np.all(np.asarray(info.second_stage_acceptance) == 1.0)

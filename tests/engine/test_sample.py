@@ -51,13 +51,20 @@ def test_negative_control_a_wrong_posterior_fails_the_same_test(switched):
     """Draws of a posterior 50 % wider in one coordinate fail the test the engine passes.
 
     (25 % wider is about 5 MCSE of the variance with these draws, too close to the threshold
-    to fail every time.)
+    to fail on every seed.)
     """
     wider = COVARIANCE.copy()
     wider[2, 2] *= 1.5
     wrong = run_gaussian(wider)
     z = moment_z_scores(posterior_array(wrong, ["x"]), MEAN, np.diag(COVARIANCE))
     assert np.max(np.abs(z)) > 4.5
+
+
+def test_a_run_is_reproducible_from_its_seed():
+    """The switched path: the exact phase, one training, the surrogate's draws."""
+    first, second = (run_gaussian(COVARIANCE, seed=4, draws=100, tune=300) for _ in range(2))
+    assert first["posterior"].attrs["surrogate_decision"] == "switched"
+    np.testing.assert_array_equal(first["posterior"]["x"].values, second["posterior"]["x"].values)
 
 
 def test_one_training_serves_every_chain(switched):

@@ -2,9 +2,13 @@
 
 Some models have no JAX implementation: an ODE solved by scipy, a simulator, a custom Op. Their
 log-density and gradient run on the host, through :func:`jax.pure_callback`, batched over the
-chains: nutpie's threads call it one chain at a time in the exact phase, and the vmapped
-surrogate kernel hands every chain's position to one callback for its exact correction, which
-evaluates them one after the other. Everything else (the surrogate's trees) stays compiled.
+chains: the vmapped kernels hand every chain's position to one callback, which evaluates them
+one after the other. Everything else (the trees, the metric, the surrogate) stays compiled.
+
+The chains' trees are built in lockstep: until the longest tree of an iteration is done, every
+leapfrog step evaluates every chain, those whose tree is finished included (their results are
+discarded). On the host that work is real, so an iteration costs the longest tree's steps
+times the chains, more than the engine's ``exact_gradients`` (the trees' own steps) counts.
 """
 
 import threading

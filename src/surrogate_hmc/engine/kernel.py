@@ -25,6 +25,7 @@ __all__ = [
     "DAState",
     "TuningState",
     "init",
+    "init_exact",
     "run_chunk",
     "start_tuning",
     "tuned_step_size",
@@ -73,7 +74,7 @@ class TuningState(NamedTuple):
     """The chains' states and their step sizes' dual-averaging states."""
 
     chains: Any
-    """A :class:`DAState`."""
+    """A :class:`DAState`, or BlackJAX's ``HMCState`` for exact NUTS."""
     step_size: Any
 
 
@@ -184,6 +185,39 @@ def _step(key, state, surrogate, exact, step_size, inverse_mass, max_tree_depth,
     return new_state, step_info
 
 
+def _exact_step(key, state, exact, step_size, inverse_mass, max_tree_depth):
+    """One exact NUTS step of every chain: ``state`` is BlackJAX's ``HMCState`` on ``exact``."""
+    import blackjax
+
+    kernel = blackjax.nuts.build_kernel()
+
+    def transition(key, nuts_state, eps):
+        return kernel(key, nuts_state, exact, eps, inverse_mass, max_tree_depth)
+
+    keys = jax.random.split(key, state.logdensity.shape[0])
+    new_state, info = jax.vmap(transition)(keys, state, step_size)
+    step_info = DAInfo(
+        acceptance_rate=info.acceptance_rate,
+        second_stage_acceptance=jnp.full_like(info.acceptance_rate, jnp.nan),
+        is_accepted=jnp.any(new_state.position != state.position, axis=1),
+        diverging=info.is_divergent,
+        n_steps=info.num_integration_steps,
+        tree_depth=info.num_trajectory_expansions,
+        reached_max_treedepth=info.num_trajectory_expansions >= max_tree_depth,
+        energy=info.energy,
+        step_size=step_size,
+        model_logp=new_state.logdensity,
+    )
+    return new_state, step_info
+
+
+def init_exact(positions: jax.Array, exact: LogDensity) -> Any:
+    """Every chain's exact NUTS state at ``positions``: BlackJAX's ``HMCState``, batched."""
+    import blackjax
+
+    return jax.vmap(lambda q: blackjax.nuts.init(q, exact))(positions)
+
+
 def _kinetic_energy(momentum: jax.Array, inverse_mass: jax.Array) -> jax.Array:
     """``p^T M^{-1} p / 2`` of each chain's momentum (rows), for a dense or diagonal metric."""
     velocity = momentum @ inverse_mass if inverse_mass.ndim == 2 else momentum * inverse_mass
@@ -201,7 +235,7 @@ def step_size_adaptation(target_accept: float):
 def run_chunk(
     key: jax.Array,
     state: TuningState,
-    surrogate: LogDensity,
+    surrogate: LogDensity | None,
     exact: LogDensity,
     inverse_mass: jax.Array,
     adapting: jax.Array,
@@ -209,13 +243,18 @@ def run_chunk(
     target_accept: float,
     max_tree_depth: int,
     transitions: jax.Array,
-) -> tuple[TuningState, jax.Array, DAInfo]:
-    """``n_steps`` delayed-acceptance steps of every chain: states, positions and the steps' info.
+) -> tuple[TuningState, jax.Array, jax.Array | None, DAInfo]:
+    """``n_steps`` steps of every chain: states, positions, exact gradients and the steps' info.
 
-    Positions have shape ``(steps, chains, dim)``. Each step of a chain (``state.chains`` a
-    :class:`DAState`) makes ``transitions`` NUTS steps on the ``surrogate``, then one exact
-    correction (an integer array: changing it does not compile the program again). While
-    ``adapting`` (a boolean array, so that tuning and draws
+    Positions (and gradients) have shape ``(steps, chains, dim)``; the gradients are ``None``
+    with a surrogate.
+
+    With a ``surrogate``, each step is delayed-acceptance NUTS (``state.chains`` a
+    :class:`DAState`): ``transitions`` NUTS steps on the surrogate, then one exact correction
+    (an integer array: changing it does not compile the program again). With
+    ``surrogate=None``, exact NUTS on ``exact`` (``state.chains`` an ``HMCState`` from
+    :func:`init_exact`), whose log-densities and gradients are the surrogate's training data
+    (``transitions`` is unused). While ``adapting`` (a boolean array, so that tuning and draws
     share one compiled program) each chain adapts its step size by dual averaging, whose state
     is ``state.step_size`` (BlackJAX's); otherwise every chain keeps its tuned step size (dual
     averaging's averaged iterate, :func:`tuned_step_size`) and the kernel is frozen.
@@ -227,18 +266,24 @@ def run_chunk(
         step_size = jnp.where(
             adapting, jnp.exp(adaptation.log_step_size), jax.vmap(final)(adaptation)
         )
-        chains, info = _step(key, chains, surrogate, exact, step_size, inverse_mass,
-                             max_tree_depth, transitions)  # fmt: skip
+        if surrogate is None:
+            chains, info = _exact_step(key, chains, exact, step_size, inverse_mass,
+                                       max_tree_depth)  # fmt: skip
+            gradient = chains.logdensity_grad
+        else:
+            chains, info = _step(key, chains, surrogate, exact, step_size, inverse_mass,
+                                 max_tree_depth, transitions)  # fmt: skip
+            gradient = None
         updated = jax.vmap(update)(adaptation, info.acceptance_rate)
         adaptation = jax.tree.map(lambda new, old: jnp.where(adapting, new, old), updated,
                                   adaptation)  # fmt: skip
-        return (chains, adaptation), (chains.position, info)
+        return (chains, adaptation), (chains.position, gradient, info)
 
     keys = jax.random.split(key, n_steps)
-    (chains, adaptation), (positions, info) = jax.lax.scan(
+    (chains, adaptation), (positions, gradients, info) = jax.lax.scan(
         one, (state.chains, state.step_size), keys
     )
-    return TuningState(chains, adaptation), positions, info
+    return TuningState(chains, adaptation), positions, gradients, info
 
 
 def start_tuning(state: Any, step_size: jax.Array, target_accept: float) -> TuningState:

@@ -2,17 +2,16 @@
 
 1. When one exact log-density and gradient is so cheap that no surrogate could pay for its
    setup, nutpie makes the whole run (:mod:`surrogate_hmc.engine.exact`).
-2. Otherwise nutpie's NUTS (a low-rank metric adapted from draws and gradients, every chain
-   on a thread of its own) makes the exact phase on the target's JAX log-density; every
-   draw's log-density and gradient is kept.
-3. After ``first_training`` iterations nutpie pauses. If the measured cost of its iterations
-   says a surrogate can pay, **one** log-density surrogate is trained on the pooled draws of
-   all chains, and a pilot runs the delayed-acceptance kernel
-   (:mod:`surrogate_hmc.engine.kernel`) on every chain. When its exact correction accepts,
-   its draws spread as the exact ones do, its tails do not fall too fast and it is measured
-   cheaper, it finishes the tuning and makes the draws, and nutpie stops.
-4. Otherwise nutpie resumes, and the surrogate is retrained on twice the draws, until tuning
-   has too little left; nutpie then makes the draws.
+2. Otherwise exact NUTS runs every chain in one compiled program, with one batched exact
+   log-density and gradient per leapfrog step, adapting each chain's step size and a metric
+   pooled over all chains; every draw's log-density and gradient is kept.
+3. After ``first_training`` iterations, if the measured cost still says a surrogate can pay,
+   **one** log-density surrogate is trained on the pooled draws of all chains, and a pilot runs
+   the delayed-acceptance kernel (:mod:`surrogate_hmc.engine.kernel`) on every chain. When its
+   exact correction accepts, its draws spread as the exact ones do, its tails do not fall too
+   fast and it is measured cheaper, it finishes the tuning and makes the draws.
+4. Otherwise exact NUTS goes on, and the surrogate is retrained on twice the draws, until
+   tuning has too little left; exact NUTS then makes the draws.
 
 Every path targets the exact posterior with a kernel frozen for the draws.
 """
@@ -41,7 +40,7 @@ from surrogate_hmc.core.trained import TrainedSurrogate
 from surrogate_hmc.core.training import TrainingConfig
 from surrogate_hmc.core.validation import check_bool, check_instance, check_int, check_real
 from surrogate_hmc.engine import kernel
-from surrogate_hmc.engine.exact import ExactRows, NutpieChains, nutpie_run, one_by_one
+from surrogate_hmc.engine.exact import nutpie_run
 from surrogate_hmc.engine.progress import RunProgress
 from surrogate_hmc.engine.target import Target
 
@@ -72,6 +71,29 @@ MAX_TRANSITIONS = 8
 """Most surrogate NUTS transitions between two exact corrections that the engine chooses."""
 MIN_SECOND_STAGE_FOR_MORE = 0.9
 """Mean second-stage acceptance below which the draws make one surrogate transition each."""
+DENSE_MAX_DIM = 64
+"""Largest dimension whose exact phase uses a dense metric (BlackJAX factors it every
+transition, at a cost cubic in the dimension)."""
+INITIAL_STEP_SIZE = 0.1
+"""Every chain's first step size, before dual averaging adapts it."""
+FIRST_WINDOW = 10
+"""Iterations before the first metric update (a multiple of :data:`CHUNK`; pooled over chains)."""
+
+
+class ExactRows(NamedTuple):
+    """The exact draws so far, pooled over chains, ordered by iteration, then chain.
+
+    ``last`` holds each chain's latest position (``(chains, dim)``) and ``step_size`` its
+    latest step size.
+    """
+
+    positions: np.ndarray
+    logps: np.ndarray
+    gradients: np.ndarray
+    chain: np.ndarray
+    iteration: np.ndarray
+    last: np.ndarray
+    step_size: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -257,7 +279,7 @@ def _pilot(key, surrogate, exact, rows: ExactRows, inverse_mass, config: EngineC
     positions, second_stage, accept, chunk_seconds = [], [], [], []
     for chunk_key in jax.random.split(key, chunks):
         tic = time.perf_counter()
-        state, chunk, info = kernel.run_chunk(
+        state, chunk, _, info = kernel.run_chunk(
             chunk_key, state, surrogate.logdensity, exact, inverse_mass, jnp.bool_(True), CHUNK,
             config.target_accept, config.max_tree_depth, jnp.int32(1),
         )  # fmt: skip
@@ -368,6 +390,124 @@ def _transitions(draws, second_stage, iteration_seconds, logp_seconds, config) -
     )
 
 
+def _window_ends(tune: int) -> list[int]:
+    """Iterations after which the metric is re-estimated: 10, 20, 40, 80, ...
+
+    Each window is as long as all before it, while tuning has at least
+    :data:`MIN_SURROGATE_TUNING` iterations left to adapt the step size to the new metric.
+    """
+    ends, end = [], FIRST_WINDOW
+    while end <= tune - MIN_SURROGATE_TUNING:
+        ends.append(end)
+        end *= 2
+    return ends
+
+
+def _exact_metric(positions: np.ndarray, gradients: np.ndarray) -> np.ndarray:
+    """The exact phase's inverse metric from a window's pooled draws and gradients ``(n, dim)``.
+
+    Diagonal while the draws are few: ``sqrt(var(x) / var(grad))``, nutpie's estimate, which
+    is right for a Gaussian and holds up while the chains are still in their transient. Dense
+    once there are ten draws per dimension: their covariance, shrunk toward that diagonal.
+    Up to :data:`DENSE_MAX_DIM` dimensions the diagonal is given as a dense matrix too, so
+    that the exact kernel is compiled once; above, the metric stays diagonal.
+    """
+    n, dim = positions.shape
+    spread = np.var(positions, axis=0)
+    steepness = np.var(gradients, axis=0)
+    usable = (spread > 0) & (steepness > 0)
+    diagonal = np.where(usable, np.sqrt(spread / np.where(usable, steepness, 1.0)), 1.0)
+    if dim > DENSE_MAX_DIM:
+        return diagonal
+    if n < 10 * dim:
+        return np.diag(diagonal)
+    return regularized_covariance(positions, np.diag(diagonal))
+
+
+def _unit_metric(dim: int) -> jax.Array:
+    """The exact phase's first inverse metric, in the form all its later ones take."""
+    return jnp.eye(dim) if dim <= DENSE_MAX_DIM else jnp.ones(dim)
+
+
+class _ExactChains:
+    """Exact NUTS on every chain, tuning in windows, keeping every draw for training."""
+
+    def __init__(
+        self, exact, starts: np.ndarray, config: EngineConfig, progress: RunProgress
+    ) -> None:
+        self.exact = exact
+        self.config = config
+        self.progress = progress
+        self.divergences = 0
+        chains = kernel.init_exact(jnp.asarray(starts), exact)
+        self.state = kernel.start_tuning(
+            chains, jnp.full(len(starts), INITIAL_STEP_SIZE), config.target_accept
+        )
+        self.inverse_mass = _unit_metric(starts.shape[1])
+        self.positions: list[np.ndarray] = []
+        self.logps: list[np.ndarray] = []
+        self.gradients: list[np.ndarray] = []
+        self.seconds: list[float] = []
+        self.gradient_evaluations = len(starts)
+        self.iteration = 0
+        self.window_start = 0
+        self.window_ends = _window_ends(config.tune)
+
+    def tune(self, key: jax.Array) -> None:
+        """:data:`CHUNK` tuning iterations of every chain; the metric moves at window ends."""
+        tic = time.perf_counter()
+        self.state, positions, gradients, info = kernel.run_chunk(
+            key, self.state, None, self.exact, self.inverse_mass, jnp.bool_(True), CHUNK,
+            self.config.target_accept, self.config.max_tree_depth, jnp.int32(1),
+        )  # fmt: skip
+        self.positions.append(np.asarray(positions))
+        self.logps.append(np.asarray(info.model_logp))
+        self.gradients.append(np.asarray(gradients))
+        self.seconds.append(time.perf_counter() - tic)
+        self.gradient_evaluations += int(np.sum(info.n_steps))
+        self.divergences += int(np.sum(info.diverging))
+        self.iteration += CHUNK
+        self.progress.advance(CHUNK, "exact", divergences=self.divergences)
+        if self.iteration in self.window_ends:
+            dim = self.inverse_mass.shape[0]
+            window = slice(self.window_start, None)
+            drawn = np.concatenate(self.positions)[window].reshape(-1, dim)
+            slopes = np.concatenate(self.gradients)[window].reshape(-1, dim)
+            self.inverse_mass = jnp.asarray(_exact_metric(drawn, slopes))
+            self.window_start = self.iteration
+            step_size = jnp.exp(self.state.step_size.log_step_size)
+            self.state = kernel.start_tuning(
+                self.state.chains, step_size, self.config.target_accept
+            )
+
+    def seconds_per_iteration(self) -> float:
+        """Median wall time of a recent iteration of all chains (compilation left out)."""
+        recent = self.seconds[1:][-5:] or self.seconds
+        return float(np.median(recent)) / CHUNK
+
+    def rows(self) -> ExactRows:
+        """Every exact draw so far, pooled."""
+        positions = np.concatenate(self.positions)
+        steps, chains, dim = positions.shape
+        return ExactRows(
+            positions.reshape(-1, dim),
+            np.concatenate(self.logps).reshape(-1),
+            np.concatenate(self.gradients).reshape(-1, dim),
+            np.tile(np.arange(chains), steps),
+            np.repeat(np.arange(steps), chains),
+            positions[-1],
+            np.asarray(jnp.exp(self.state.step_size.log_step_size)),
+        )
+
+    def draws(self, key: jax.Array) -> tuple[np.ndarray, dict[str, np.ndarray], bool]:
+        """The draws of every chain with the tuned kernel, frozen."""
+        keys = jax.random.split(key, -(-self.config.draws // CHUNK))
+        return _frozen_draws(
+            keys, self.state, None, self.exact, self.inverse_mass, self.config, self.progress,
+            self.divergences,
+        )  # fmt: skip
+
+
 def _frozen_draws(
     keys, state, surrogate, exact, inverse_mass, config, progress, divergences, transitions=1
 ):
@@ -380,7 +520,7 @@ def _frozen_draws(
     try:
         for chunk_key in keys:
             tic = time.perf_counter()
-            state, chunk, info = kernel.run_chunk(
+            state, chunk, _, info = kernel.run_chunk(
                 chunk_key, state, surrogate, exact, inverse_mass, jnp.bool_(False), CHUNK,
                 config.target_accept, config.max_tree_depth, jnp.int32(transitions),
             )  # fmt: skip
@@ -470,8 +610,9 @@ def run(
     key = jax.random.key(rng.integers(2**31))
     report = RunReport()
     start = time.perf_counter()
-    value_and_grad = one_by_one(jax.jit(jax.value_and_grad(target.logdensity)))
+    value_and_grad = jax.jit(jax.vmap(jax.value_and_grad(target.logdensity)))
     starts = target.initial_positions(config.chains, rng, value_and_grad)
+    exact = target.logdensity
     total = config.tune + config.draws
     if config.cost_gate and given is None:
         grad_seconds = _seconds(value_and_grad, starts)
@@ -484,7 +625,7 @@ def run(
         if not _affordable(report.cost):
             report.decision = "stayed exact: surrogate would not pay"
             whole = nutpie_run(
-                target, config.chains, value_and_grad, tune=config.tune, draws=config.draws,
+                target, starts, tune=config.tune, draws=config.draws,
                 seed=int(rng.integers(2**31)), target_accept=config.target_accept,
                 max_tree_depth=config.max_tree_depth, progressbar=config.progressbar,
                 compiled_model=None if nutpie_model is None else nutpie_model(),
@@ -494,18 +635,11 @@ def run(
             return with_history(
                 EngineResult(whole.positions, whole.stats, report, None, whole.trace)
             )
+    logp_seconds = _seconds(jax.jit(jax.vmap(exact)), jnp.asarray(starts))
     with RunProgress(total, config.chains, enabled=config.progressbar) as progress:
-        exact_chains = NutpieChains(
-            target, config.chains, value_and_grad, tune=config.tune, draws=config.draws,
-            seed=int(rng.integers(2**31)),
-            target_accept=config.target_accept, max_tree_depth=config.max_tree_depth,
-            progress=progress,
-        )  # fmt: skip
-        try:
-            switch = _Switch(target.variables, start, jnp.asarray(starts))
-            return with_history(_run(key, exact_chains, config, report, switch, given))
-        finally:
-            exact_chains.stop()
+        exact_chains = _ExactChains(exact, starts, config, progress)
+        switch = _Switch(target.variables, start, logp_seconds)
+        return with_history(_run_in_jax(key, exact_chains, config, report, switch, given))
 
 
 def check_given(given: TrainedSurrogate, target: Target) -> None:
@@ -520,43 +654,23 @@ def check_given(given: TrainedSurrogate, target: Target) -> None:
     given.check_variables(target.variables)
 
 
-class _Switch:
+class _Switch(NamedTuple):
     """What the switch to a surrogate needs from the run: to save, to time, to count."""
 
-    def __init__(self, variables: tuple, start: float, starts: jax.Array) -> None:
-        self.variables = variables
-        self.start = start
-        """When the run started (``time.perf_counter``)."""
-        self._starts = starts
-        self._logp_seconds: float | None = None
-
-    def logp_seconds(self, exact) -> float:
-        """One exact log-density of every chain, timed once (while nutpie is paused)."""
-        if self._logp_seconds is None:
-            self._logp_seconds = _seconds(jax.jit(jax.vmap(exact)), self._starts)
-        return self._logp_seconds
+    variables: tuple
+    start: float
+    """When the run started (``time.perf_counter``)."""
+    logp_seconds: float
+    """One exact log-density of every chain."""
 
 
-def _stops(config: EngineConfig, given_at: int | None) -> list[int]:
-    """Iterations at which nutpie pauses for a given surrogate's pilot or a training."""
-    stops = {given_at} if given_at is not None else set()
-    training_at = config.first_training_at
-    for _ in range(MAX_TRAININGS):
-        if training_at > config.last_training_at:
-            break
-        if given_at is not None and training_at < given_at:
-            training_at = given_at
-        stops.add(training_at)
-        training_at *= 2
-    return sorted(stops)
-
-
-def _run(key, exact_chains: NutpieChains, config, report, switch: _Switch, given):
-    """Exact NUTS (nutpie's) on every chain until one surrogate takes over, or to the end."""
+def _run_in_jax(key, exact_chains, config, report, switch: _Switch, given):
+    """Exact NUTS on every chain until one surrogate takes over, or to the end."""
     total = config.tune + config.draws
+    training_at = config.first_training_at
     given_at = None
     if given is not None:
-        given_at = given_pilot_at(config.tune)
+        given_at = CHUNK * -(-given_pilot_at(config.tune) // CHUNK)
         if given_at > config.last_training_at:
             warnings.warn(
                 f"tune={config.tune} is too short to pilot the given surrogate (after "
@@ -566,37 +680,47 @@ def _run(key, exact_chains: NutpieChains, config, report, switch: _Switch, given
                 stacklevel=4,
             )
             given_at = None
-    affordable = True
-    for stop in _stops(config, given_at):
-        exact_chains.advance_to(stop)
-        if stop == given_at:
+    tuning_keys = iter(jax.random.split(jax.random.fold_in(key, 0), total))
+    while exact_chains.iteration < config.tune:
+        exact_chains.tune(next(tuning_keys))
+        if exact_chains.iteration == given_at:
             handover = _try_given(jax.random.fold_in(key, 3), exact_chains, report, config, given)
             if handover is not None:
                 return _switch(key, handover, exact_chains, report, config, switch)
-        if not affordable or stop < config.first_training_at:
+        ready = (
+            exact_chains.iteration >= training_at
+            and exact_chains.iteration <= config.last_training_at
+            and sum(not record.given for record in report.trainings) < MAX_TRAININGS
+            and (given_at is None or exact_chains.iteration >= given_at)
+        )
+        if not ready:
             continue
+        training_at *= 2
         if config.cost_gate:
             report.cost = judge_cost(
                 exact_iteration=exact_chains.seconds_per_iteration(),
-                logp=switch.logp_seconds(exact_chains.exact),
-                remaining=total - stop,
+                logp=switch.logp_seconds,
+                remaining=total - exact_chains.iteration,
                 run_iterations=total,
             )
-            affordable = _affordable(report.cost)
-            if not affordable:
+            if not _affordable(report.cost):
                 report.decision = "stayed exact: surrogate would not pay"
+                training_at = config.tune + 1
                 continue
-        handover = _try_surrogate(jax.random.fold_in(key, stop), exact_chains, report, config)
+        handover = _try_surrogate(
+            jax.random.fold_in(key, exact_chains.iteration), exact_chains, report, config
+        )
         if handover is not None:
             return _switch(key, handover, exact_chains, report, config, switch)
-    whole = exact_chains.finish()
-    report.exact_gradients = whole.gradients
-    report.interrupted = whole.interrupted
     report.seconds["exact"] = time.perf_counter() - switch.start - sum(report.seconds.values())
-    return EngineResult(whole.positions, whole.stats, report, None)
+    tic = time.perf_counter()
+    positions, stats, report.interrupted = exact_chains.draws(jax.random.fold_in(key, 1))
+    report.seconds["exact"] += time.perf_counter() - tic
+    report.exact_gradients = exact_chains.gradient_evaluations + int(stats["n_steps"].sum())
+    return EngineResult(positions, stats, report, None)
 
 
-def _try_surrogate(key, exact_chains: NutpieChains, report: RunReport, config: EngineConfig):
+def _try_surrogate(key, exact_chains: _ExactChains, report: RunReport, config: EngineConfig):
     """Train one surrogate on every chain's draws and pilot it.
 
     Returns what the switch needs, or ``None`` (the training's record says why).
@@ -629,7 +753,7 @@ def _try_surrogate(key, exact_chains: NutpieChains, report: RunReport, config: E
     return _Handover(surrogate, config.network, pilot, inverse_mass) if passed and cheaper else None
 
 
-def _try_given(key, exact_chains: NutpieChains, report: RunReport, config, given):
+def _try_given(key, exact_chains: _ExactChains, report: RunReport, config, given):
     """Pilot a given surrogate with its own metric and step size: a handover, or ``None``.
 
     Every chain starts from its last exact draw. A given surrogate is not priced: it was
@@ -653,7 +777,7 @@ def _try_given(key, exact_chains: NutpieChains, report: RunReport, config, given
 
 
 def _switch(
-    key, handover: _Handover, exact_chains: NutpieChains, report, config, switch: _Switch
+    key, handover: _Handover, exact_chains: _ExactChains, report, config, switch: _Switch
 ) -> EngineResult:
     """The surrogate kernel finishes the tuning and makes the draws.
 
@@ -663,7 +787,6 @@ def _switch(
     transitions per exact correction as the second half's draws and timing say pay
     (:func:`transitions_per_correction`), or ``config.surrogate_transitions``.
     """
-    exact_chains.stop()
     surrogate, network, pilot, inverse_mass = handover
     done = exact_chains.iteration
     report.decision = "switched"
@@ -682,7 +805,7 @@ def _switch(
     tuning_draws, second_stage, chunk_seconds = [], [], []
     for index, chunk_key in enumerate(jax.random.split(tuning_key, chunks)):
         chunk_tic = time.perf_counter()
-        state, chunk, info = kernel.run_chunk(
+        state, chunk, _, info = kernel.run_chunk(
             chunk_key, state, surrogate.logdensity, exact_chains.exact, inverse_mass,
             jnp.bool_(True), CHUNK, config.target_accept, config.max_tree_depth, one,
         )  # fmt: skip
@@ -699,7 +822,7 @@ def _switch(
         np.concatenate(tuning_draws[window_end:]),
         np.concatenate(second_stage[window_end:]),
         float(np.median(chunk_seconds[window_end:])) / CHUNK,
-        switch.logp_seconds(exact_chains.exact),
+        switch.logp_seconds,
         config,
     )
     keys = jax.random.split(draws_key, -(-config.draws // CHUNK))
