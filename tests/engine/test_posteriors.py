@@ -26,11 +26,11 @@ def test_a_curved_posterior_is_exact_whichever_path_the_run_takes():
 
     The tail check may keep the run exact (with a warning), or the surrogate may pass: either
     way the draws must be right. At ``target_accept=0.8`` the adapted step size is too large
-    for the banana's tails: exact NUTS diverges in 1-3 % of its draws and its variances come
-    out 7-14 MCSE low (seeds 11 and 13), and nutpie does no better there (diagonal or low-rank
-    metric: ``x2``'s variance 1.1-2.1 for 2.25), so ``shmc.sample`` logs the divergences
-    with what to do. The test does it, a higher ``target_accept``, and checks that the run
-    then has almost none.
+    for the banana's tails: exact NUTS diverges in up to 3 % of a chain's draws and its
+    variances come out 7-14 MCSE low (seeds 11 and 13), and nutpie does no better there
+    (diagonal or low-rank metric: ``x2``'s variance 1.1-2.1 for 2.25), so ``shmc.sample`` logs
+    the divergences with what to do. The test does it, a higher ``target_accept``, and checks
+    that the run then has almost none.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", shmc.SurrogateWarning)
