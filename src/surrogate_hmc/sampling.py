@@ -51,11 +51,12 @@ def sample(
 
     Exact NUTS runs every chain in one compiled program (one batched exact log-density and
     gradient per leapfrog step, the metric estimated from the pooled draws of all chains).
-    After a tenth of the tuning, one log-density surrogate is trained on the pooled draws and
-    piloted; if it passes, a compiled delayed-acceptance NUTS kernel finishes the tuning and
-    makes the draws of every chain at once, at one exact log-density per draw and chain (after
-    as many NUTS transitions on the surrogate as one exact log-density's time pays for).
-    Otherwise exact NUTS goes on, and the surrogate is retrained on more draws. A model whose
+    After a twentieth of the tuning, one log-density surrogate is trained on the pooled
+    exact evaluations (every leapfrog point) and piloted; if it passes, a compiled
+    delayed-acceptance NUTS kernel finishes the tuning and makes the draws of every chain at
+    once, at one exact log-density per draw and chain (after as many NUTS transitions on the
+    surrogate as one exact log-density's time pays for). Otherwise exact NUTS goes on, and
+    the surrogate is retrained on twice the iterations. A model whose
     exact gradient is too cheap for any surrogate to pay for its setup is left to nutpie (NUTS
     with a low-rank metric), whole. Every draw comes from a kernel that targets the exact
     posterior and is frozen for the draws.

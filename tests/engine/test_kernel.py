@@ -92,3 +92,25 @@ def test_non_finite_exact_log_density_is_rejected():
 
     draws, _ = sample(exact, holed, draws=500)
     assert np.all(draws[..., 0] <= MEAN[0] + 1.0)
+
+
+def test_exact_nuts_on_a_recording_log_density_reports_every_leapfrog_point():
+    seen = []
+    recorded = kernel.recording(exact, lambda *row: seen.append(row))
+    chains = kernel.init_exact(jnp.tile(jnp.asarray(MEAN), (3, 1)), recorded)
+    state = kernel.start_tuning(chains, jnp.full(3, 0.5), 0.8)
+    state, positions, gradients, info = kernel.run_chunk(
+        jax.random.key(0), state, None, recorded, jnp.eye(3), jnp.bool_(True), 20, 0.8, 10,
+        jnp.int32(1),
+    )  # fmt: skip
+    jax.effects_barrier()
+    points = np.stack([row[0] for row in seen])
+    values = np.array([row[1] for row in seen])
+    slopes = np.stack([row[2] for row in seen])
+    # every leapfrog point (batched chains also evaluate points they then discard) and start
+    assert len(np.unique(points, axis=0)) >= int(np.sum(info.n_steps))
+    np.testing.assert_allclose(values, jax.vmap(exact)(points), rtol=1e-12)
+    np.testing.assert_allclose(slopes, jax.vmap(jax.grad(exact))(points), rtol=1e-12, atol=1e-12)
+    draws = np.asarray(positions).reshape(-1, 3)
+    assert {tuple(q) for q in draws} <= {tuple(q) for q in points}
+    np.testing.assert_allclose(np.asarray(gradients)[-1], jax.vmap(jax.grad(exact))(positions[-1]))

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = [
     "DAInfo",
@@ -26,6 +27,7 @@ __all__ = [
     "TuningState",
     "init",
     "init_exact",
+    "recording",
     "run_chunk",
     "start_tuning",
     "tuned_step_size",
@@ -216,6 +218,42 @@ def init_exact(positions: jax.Array, exact: LogDensity) -> Any:
     import blackjax
 
     return jax.vmap(lambda q: blackjax.nuts.init(q, exact))(positions)
+
+
+def recording(
+    logdensity: LogDensity, record: Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+) -> LogDensity:
+    """``logdensity``, with every evaluation of its value and gradient handed to ``record``.
+
+    ``record(position, value, gradient)`` runs on the host once per position, also under
+    ``vmap``. NUTS evaluates the gradient at every leapfrog point, so an exact NUTS kernel on
+    the returned log-density reports every exact evaluation it makes, the surrogate's training
+    data, at no extra cost: the gradient is computed once, with the value.
+
+    Examples
+    --------
+    >>> seen = []
+    >>> logdensity = recording(lambda q: -0.5 * q @ q, lambda *row: seen.append(row))
+    >>> value, gradient = jax.jit(jax.vmap(jax.value_and_grad(logdensity)))(jnp.ones((3, 2)))
+    >>> jax.effects_barrier()
+    >>> len(seen), seen[0][1].item(), seen[0][2].tolist()
+    (3, -1.0, [-1.0, -1.0])
+    """
+
+    @jax.custom_vjp
+    def recorded(position: jax.Array) -> jax.Array:
+        return logdensity(position)
+
+    def forward(position: jax.Array):
+        value, gradient = jax.value_and_grad(logdensity)(position)
+        jax.debug.callback(record, position, value, gradient)
+        return value, gradient
+
+    def backward(gradient: jax.Array, cotangent: jax.Array):
+        return (cotangent * gradient,)
+
+    recorded.defvjp(forward, backward)
+    return recorded
 
 
 def _kinetic_energy(momentum: jax.Array, inverse_mass: jax.Array) -> jax.Array:

@@ -4,9 +4,10 @@
    setup, nutpie makes the whole run (:mod:`surrogate_hmc.engine.exact`).
 2. Otherwise exact NUTS runs every chain in one compiled program, with one batched exact
    log-density and gradient per leapfrog step, adapting each chain's step size and a metric
-   pooled over all chains; every draw's log-density and gradient is kept.
+   pooled over all chains; every exact evaluation is kept.
 3. After ``first_training`` iterations, if the measured cost still says a surrogate can pay,
-   **one** log-density surrogate is trained on the pooled draws of all chains, and a pilot runs
+   **one** log-density surrogate is trained on the pooled exact evaluations of all chains
+   (every leapfrog point, recorded by a host callback), and a pilot runs
    the delayed-acceptance kernel (:mod:`surrogate_hmc.engine.kernel`) on every chain. When its
    exact correction accepts, its draws spread as the exact ones do, its tails do not fall too
    fast and it is measured cheaper, it finishes the tuning and makes the draws.
@@ -16,6 +17,7 @@
 Every path targets the exact posterior with a kernel frozen for the draws.
 """
 
+import collections
 import dataclasses
 import time
 import warnings
@@ -54,7 +56,7 @@ MIN_MEASURED_SPEEDUP = 1.25
 """After the pilot, a surrogate iteration divided by its second-stage acceptance must be this
 many times cheaper than an exact iteration, as measured, for the surrogate to take over."""
 BUFFER_CAPACITY = 4096
-"""Most pooled exact draws a training sees (the most recent)."""
+"""Most pooled exact evaluations a training sees (the most recent; every leapfrog point)."""
 MAX_TRAININGS = 3
 """Trainings before the run settles for exact NUTS."""
 SETUP_SECONDS = 15.0
@@ -80,11 +82,50 @@ FIRST_WINDOW = 10
 """Iterations before the first metric update (a multiple of :data:`CHUNK`; pooled over chains)."""
 
 
+class Evaluations(NamedTuple):
+    """Exact evaluations: positions ``(n, dim)``, log-densities ``(n,)``, gradients ``(n, dim)``."""
+
+    positions: np.ndarray
+    logps: np.ndarray
+    gradients: np.ndarray
+
+
+class _Recorder:
+    """The most recent exact evaluations of exact NUTS, every leapfrog point of every chain.
+
+    Fed from the host callback of :func:`kernel.recording`, in an order JAX does not promise;
+    :meth:`settle`, after each compiled call, puts that call's evaluations in an order of
+    their own (by position), so that the training data, and so the run, depend on the seed
+    alone. Holds at most ``capacity``, the most recent calls' first.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.rows: collections.deque = collections.deque(maxlen=capacity)
+        self.pending: list = []
+        self.collecting = True
+
+    def add(self, position: np.ndarray, value: np.ndarray, gradient: np.ndarray) -> None:
+        if self.collecting:
+            self.pending.append((np.asarray(position), float(value), np.asarray(gradient)))
+
+    def settle(self) -> None:
+        """File the evaluations of the last compiled call, ordered by position."""
+        jax.effects_barrier()
+        pending, self.pending = self.pending, []
+        order = np.lexsort(np.stack([row[0] for row in pending]).T[::-1]) if pending else []
+        self.rows.extend(pending[i] for i in order)
+
+    def evaluations(self) -> Evaluations:
+        positions, logps, gradients = zip(*self.rows, strict=True)
+        return Evaluations(np.stack(positions), np.array(logps), np.stack(gradients))
+
+
 class ExactRows(NamedTuple):
     """The exact draws so far, pooled over chains, ordered by iteration, then chain.
 
     ``last`` holds each chain's latest position (``(chains, dim)``) and ``step_size`` its
-    latest step size.
+    latest step size; ``evaluations`` every recent exact evaluation (every leapfrog point),
+    which the surrogate is trained on.
     """
 
     positions: np.ndarray
@@ -94,6 +135,7 @@ class ExactRows(NamedTuple):
     iteration: np.ndarray
     last: np.ndarray
     step_size: np.ndarray
+    evaluations: Evaluations
 
 
 @dataclass(frozen=True)
@@ -113,7 +155,8 @@ class EngineConfig:
         The surrogate's network, its training, and what it must show in its pilot.
     first_training
         Iterations each chain makes with exact NUTS before the first training (``None``: a
-        tenth of ``tune``, between 50 and 200; the draws of all chains are pooled).
+        twentieth of ``tune``, between 30 and 100). The surrogate learns from every exact
+        evaluation of all chains, every leapfrog point, not only the draws.
     cost_gate
         Leave a model too cheap for a surrogate to nutpie, train only when the measured exact
         iteration says a surrogate can pay, and switch only when the pilot measures it
@@ -129,7 +172,7 @@ class EngineConfig:
     Examples
     --------
     >>> EngineConfig(draws=1000, tune=1000).first_training_at
-    100
+    50
     """
 
     draws: int = 1000
@@ -175,7 +218,7 @@ class EngineConfig:
         """Iterations per chain before the first training."""
         if self.first_training is not None:
             return self.first_training
-        return int(np.clip(self.tune // 10, 50, 200))
+        return int(np.clip(self.tune // 20, 30, 100))
 
     @property
     def last_training_at(self) -> int:
@@ -256,7 +299,7 @@ def _recent_draws(rows: ExactRows, chains: int) -> np.ndarray:
 
 def _train(rows: ExactRows, config: EngineConfig, key: jax.Array, iteration: int):
     buffer = TrainingBuffer(BUFFER_CAPACITY, rows.positions.shape[1])
-    for position, logp, gradient in zip(rows.positions, rows.logps, rows.gradients, strict=True):
+    for position, logp, gradient in zip(*rows.evaluations, strict=True):
         buffer.add(position, logp, gradient)
     return fit_surrogate(
         buffer,
@@ -439,7 +482,10 @@ class _ExactChains:
         self.config = config
         self.progress = progress
         self.divergences = 0
-        chains = kernel.init_exact(jnp.asarray(starts), exact)
+        self.recorder = _Recorder(2 * BUFFER_CAPACITY)  # a position can be evaluated twice
+        self.recorded = kernel.recording(exact, self.recorder.add)
+        chains = kernel.init_exact(jnp.asarray(starts), self.recorded)
+        self.recorder.settle()
         self.state = kernel.start_tuning(
             chains, jnp.full(len(starts), INITIAL_STEP_SIZE), config.target_accept
         )
@@ -457,9 +503,10 @@ class _ExactChains:
         """:data:`CHUNK` tuning iterations of every chain; the metric moves at window ends."""
         tic = time.perf_counter()
         self.state, positions, gradients, info = kernel.run_chunk(
-            key, self.state, None, self.exact, self.inverse_mass, jnp.bool_(True), CHUNK,
+            key, self.state, None, self.recorded, self.inverse_mass, jnp.bool_(True), CHUNK,
             self.config.target_accept, self.config.max_tree_depth, jnp.int32(1),
         )  # fmt: skip
+        self.recorder.settle()
         self.positions.append(np.asarray(positions))
         self.logps.append(np.asarray(info.model_logp))
         self.gradients.append(np.asarray(gradients))
@@ -497,13 +544,15 @@ class _ExactChains:
             np.repeat(np.arange(steps), chains),
             positions[-1],
             np.asarray(jnp.exp(self.state.step_size.log_step_size)),
+            self.recorder.evaluations(),
         )
 
     def draws(self, key: jax.Array) -> tuple[np.ndarray, dict[str, np.ndarray], bool]:
         """The draws of every chain with the tuned kernel, frozen."""
+        self.recorder.collecting = False
         keys = jax.random.split(key, -(-self.config.draws // CHUNK))
         return _frozen_draws(
-            keys, self.state, None, self.exact, self.inverse_mass, self.config, self.progress,
+            keys, self.state, None, self.recorded, self.inverse_mass, self.config, self.progress,
             self.divergences,
         )  # fmt: skip
 
