@@ -130,7 +130,17 @@ def sample(
     seed = int(np.random.SeedSequence(random_seed).generate_state(1)[0])
     start = time.perf_counter()
     if logdensity_fn is None:
-        return _sample_pymc(model, config, seed, initvals, var_names, start, given, save_to)
+        result, output = _run_pymc(model, config, seed, initvals, var_names, given)
+    else:
+        result, output = _run_jax(logdensity_fn, initial_position, config, seed, given)
+    _warn_if_stayed_exact(result.report)
+    _log_divergences(result.stats, config.target_accept)
+    _save(result.surrogate, save_to)
+    return output(_attrs(result.report, start))
+
+
+def _run_jax(logdensity_fn, initial_position, config, seed, given):
+    """Sample a JAX log-density: the engine's result, and how to make its output."""
     if not callable(logdensity_fn):
         raise TypeError(
             "shmc.sample takes a JAX log-density function (with initial_position) or, inside "
@@ -143,14 +153,12 @@ def sample(
         )
     target = Target.from_logdensity(logdensity_fn, initial_position)
     result = run(target, config, seed, given=given)
-    _warn_if_stayed_exact(result.report)
-    _log_divergences(result.stats, config.target_accept)
-    _save(result.surrogate, save_to)
     assert result.positions is not None  # nutpie sampled the target's own log-density
-    return _jax_output(target, result.positions, result.stats, _attrs(result.report, start))
+    return result, lambda attrs: _jax_output(target, result.positions, result.stats, attrs)
 
 
-def _sample_pymc(model, config, seed, initvals, var_names, start, given, save_to):
+def _run_pymc(model, config, seed, initvals, var_names, given):
+    """Sample a PyMC model: the engine's result, and how to make ``pm.sample``'s output."""
     import pymc as pm
 
     from surrogate_hmc.frontends.pymc_target import (
@@ -170,13 +178,13 @@ def _sample_pymc(model, config, seed, initvals, var_names, start, given, save_to
     # nutpie compiles the model with numba; an Op that has no JAX implementation may have no
     # numba one either, so a host target is sampled through its JAX function.
     result = run(target, config, seed, None if target.on_host else nutpie_model, given)
-    _warn_if_stayed_exact(result.report)
-    _log_divergences(result.stats, config.target_accept)
-    _save(result.surrogate, save_to)
-    attrs = _attrs(result.report, start)
-    if result.positions is None:
-        return annotated_nutpie_output(result.trace, result.stats, attrs, var_names)
-    return pymc_output(model, target, result.positions, result.stats, var_names, attrs)
+
+    def output(attrs):
+        if result.positions is None:
+            return annotated_nutpie_output(result.trace, result.stats, attrs, var_names)
+        return pymc_output(model, target, result.positions, result.stats, var_names, attrs)
+
+    return result, output
 
 
 def _save(trained: TrainedSurrogate | None, save_to) -> None:

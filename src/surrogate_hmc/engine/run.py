@@ -112,8 +112,9 @@ class _Recorder:
         """File the evaluations of the last compiled call, ordered by position."""
         jax.effects_barrier()
         pending, self.pending = self.pending, []
-        order = np.lexsort(np.stack([row[0] for row in pending]).T[::-1]) if pending else []
-        self.rows.extend(pending[i] for i in order)
+        if pending:
+            order = np.lexsort(np.stack([row[0] for row in pending]).T[::-1])
+            self.rows.extend(pending[i] for i in order)
 
     def evaluations(self) -> Evaluations:
         positions, logps, gradients = zip(*self.rows, strict=True)
@@ -155,7 +156,7 @@ class EngineConfig:
         The surrogate's network, its training, and what it must show in its pilot.
     first_training
         Iterations each chain makes with exact NUTS before the first training (``None``: a
-        twentieth of ``tune``, between 30 and 100). The surrogate learns from every exact
+        twentieth of ``tune``, between 50 and 100). The surrogate learns from every exact
         evaluation of all chains, every leapfrog point, not only the draws.
     cost_gate
         Leave a model too cheap for a surrogate to nutpie, train only when the measured exact
@@ -218,7 +219,7 @@ class EngineConfig:
         """Iterations per chain before the first training."""
         if self.first_training is not None:
             return self.first_training
-        return int(np.clip(self.tune // 20, 30, 100))
+        return int(np.clip(self.tune // 20, 50, 100))
 
     @property
     def last_training_at(self) -> int:
@@ -785,9 +786,7 @@ def _try_surrogate(key, exact_chains: _ExactChains, report: RunReport, config: E
     if surrogate is None or not record.passed_validation:
         return None
     inverse_mass = jnp.asarray(_covariance(rows))
-    exact_chains.progress.show("pilot")
-    pilot = _pilot(pilot_key, surrogate, exact_chains.exact, rows, inverse_mass, config)
-    report.seconds["pilot"] = report.seconds.get("pilot", 0.0) + pilot.record.seconds
+    pilot = _timed_pilot(pilot_key, surrogate, exact_chains, rows, inverse_mass, config, report)
     cheaper = (
         not config.cost_gate
         or pilot.seconds_per_iteration / max(pilot.second_stage, 0.1) * MIN_MEASURED_SPEEDUP
@@ -802,20 +801,26 @@ def _try_surrogate(key, exact_chains: _ExactChains, report: RunReport, config: E
     return _Handover(surrogate, config.network, pilot, inverse_mass) if passed and cheaper else None
 
 
+def _timed_pilot(key, surrogate, exact_chains, rows, inverse_mass, config, report) -> _Pilot:
+    """:func:`_pilot`, shown in the progress and its time added to the report's."""
+    exact_chains.progress.show("pilot")
+    pilot = _pilot(key, surrogate, exact_chains.exact, rows, inverse_mass, config)
+    report.seconds["pilot"] = report.seconds.get("pilot", 0.0) + pilot.record.seconds
+    return pilot
+
+
 def _try_given(key, exact_chains: _ExactChains, report: RunReport, config, given):
     """Pilot a given surrogate with its own metric and step size: a handover, or ``None``.
 
     Every chain starts from its last exact draw. A given surrogate is not priced: it was
     asked for.
     """
-    exact_chains.progress.show("pilot")
     rows = exact_chains.rows()
     rows = rows._replace(step_size=np.full(len(rows.last), given.step_size))
     mass = given.inverse_mass
     inverse_mass = jnp.asarray(mass if mass.ndim == 2 else np.diag(mass))
     surrogate = given.build()
-    pilot = _pilot(key, surrogate, exact_chains.exact, rows, inverse_mass, config)
-    report.seconds["pilot"] = report.seconds.get("pilot", 0.0) + pilot.record.seconds
+    pilot = _timed_pilot(key, surrogate, exact_chains, rows, inverse_mass, config, report)
     report.trainings.append(
         TrainingRecord(exact_chains.iteration, n_points=0, given=True, pilot=pilot.record)
     )
