@@ -228,7 +228,8 @@ def recording(
     ``record(position, value, gradient)`` runs on the host once per position, also under
     ``vmap``. NUTS evaluates the gradient at every leapfrog point, so an exact NUTS kernel on
     the returned log-density reports every exact evaluation it makes, the surrogate's training
-    data, at no extra cost: the gradient is computed once, with the value.
+    data, without evaluating anything twice: the gradient is computed once, with the value
+    (each report is a host call, negligible beside a log-density worth a surrogate).
 
     Examples
     --------

@@ -96,7 +96,7 @@ class _Recorder:
     Fed from the host callback of :func:`kernel.recording`, in an order JAX does not promise;
     :meth:`settle`, after each compiled call, puts that call's evaluations in an order of
     their own (by position), so that the training data, and so the run, depend on the seed
-    alone. Holds at most ``capacity``, the most recent calls' first.
+    alone. Holds the most recent ``capacity`` evaluations.
     """
 
     def __init__(self, capacity: int) -> None:
