@@ -225,8 +225,10 @@ def recording(
 ) -> LogDensity:
     """``logdensity``, with every evaluation of its value and gradient handed to ``record``.
 
-    ``record(position, value, gradient)`` runs on the host once per position, also under
-    ``vmap``. NUTS evaluates the gradient at every leapfrog point, so an exact NUTS kernel on
+    ``record(position, value, gradient)`` runs on the host once per evaluation and position,
+    also under ``vmap`` (a batched NUTS tree also evaluates, and discards, a step of each chain
+    whose tree has already ended: those are reported too, and are exact evaluations all the
+    same). NUTS evaluates the gradient at every leapfrog point, so an exact NUTS kernel on
     the returned log-density reports every exact evaluation it makes, the surrogate's training
     data, without evaluating anything twice: the gradient is computed once, with the value
     (each report is a host call, negligible beside a log-density worth a surrogate).
@@ -292,11 +294,12 @@ def run_chunk(
     :class:`DAState`): ``transitions`` NUTS steps on the surrogate, then one exact correction
     (an integer array: changing it does not compile the program again). With
     ``surrogate=None``, exact NUTS on ``exact`` (``state.chains`` an ``HMCState`` from
-    :func:`init_exact`), whose log-densities and gradients are the surrogate's training data
-    (``transitions`` is unused). While ``adapting`` (a boolean array, so that tuning and draws
-    share one compiled program) each chain adapts its step size by dual averaging, whose state
-    is ``state.step_size`` (BlackJAX's); otherwise every chain keeps its tuned step size (dual
-    averaging's averaged iterate, :func:`tuned_step_size`) and the kernel is frozen.
+    :func:`init_exact`; a :func:`recording` log-density reports every evaluation, the
+    surrogate's training data), and ``transitions`` is unused. While ``adapting`` (a boolean
+    array, so that tuning and draws share one compiled program) each chain adapts its step
+    size by dual averaging, whose state is ``state.step_size`` (BlackJAX's); otherwise every
+    chain keeps its tuned step size (dual averaging's averaged iterate,
+    :func:`tuned_step_size`) and the kernel is frozen.
     """
     _, update, final = step_size_adaptation(target_accept)
 

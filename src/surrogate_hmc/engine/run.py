@@ -11,7 +11,7 @@
    the delayed-acceptance kernel (:mod:`surrogate_hmc.engine.kernel`) on every chain. When its
    exact correction accepts, its draws spread as the exact ones do, its tails do not fall too
    fast and it is measured cheaper, it finishes the tuning and makes the draws.
-4. Otherwise exact NUTS goes on, and the surrogate is retrained on twice the draws, until
+4. Otherwise exact NUTS goes on, and the surrogate is retrained after twice the iterations, until
    tuning has too little left; exact NUTS then makes the draws.
 
 Every path targets the exact posterior with a kernel frozen for the draws.
@@ -474,7 +474,11 @@ def _unit_metric(dim: int) -> jax.Array:
 
 
 class _ExactChains:
-    """Exact NUTS on every chain, tuning in windows, keeping every draw for training."""
+    """Exact NUTS on every chain, tuning in windows, keeping every exact evaluation for training.
+
+    Its draws (kept exact) evaluate the recording log-density too, so that tuning and draws
+    share one compiled program; their evaluations are not kept.
+    """
 
     def __init__(
         self, exact, starts: np.ndarray, config: EngineConfig, progress: RunProgress
@@ -771,7 +775,7 @@ def _run_in_jax(key, exact_chains, config, report, switch: _Switch, given):
 
 
 def _try_surrogate(key, exact_chains: _ExactChains, report: RunReport, config: EngineConfig):
-    """Train one surrogate on every chain's draws and pilot it.
+    """Train one surrogate on every chain's exact evaluations and pilot it.
 
     Returns what the switch needs, or ``None`` (the training's record says why).
     """
