@@ -125,18 +125,16 @@ class ExactRows(NamedTuple):
     """The exact draws so far, pooled over chains, ordered by iteration, then chain.
 
     ``last`` holds each chain's latest position (``(chains, dim)``) and ``step_size`` its
-    latest step size; ``evaluations`` every recent exact evaluation (every leapfrog point),
-    which the surrogate is trained on.
+    latest step size. The surrogate is trained on every exact evaluation instead
+    (:class:`Evaluations`).
     """
 
     positions: np.ndarray
-    logps: np.ndarray
     gradients: np.ndarray
     chain: np.ndarray
     iteration: np.ndarray
     last: np.ndarray
     step_size: np.ndarray
-    evaluations: Evaluations
 
 
 @dataclass(frozen=True)
@@ -298,9 +296,9 @@ def _recent_draws(rows: ExactRows, chains: int) -> np.ndarray:
     return np.concatenate(recent)
 
 
-def _train(rows: ExactRows, config: EngineConfig, key: jax.Array, iteration: int):
-    buffer = TrainingBuffer(BUFFER_CAPACITY, rows.positions.shape[1])
-    for position, logp, gradient in zip(*rows.evaluations, strict=True):
+def _train(evaluations: Evaluations, config: EngineConfig, key: jax.Array, iteration: int):
+    buffer = TrainingBuffer(BUFFER_CAPACITY, evaluations.positions.shape[1])
+    for position, logp, gradient in zip(*evaluations, strict=True):
         buffer.add(position, logp, gradient)
     return fit_surrogate(
         buffer,
@@ -496,7 +494,6 @@ class _ExactChains:
         )
         self.inverse_mass = _unit_metric(starts.shape[1])
         self.positions: list[np.ndarray] = []
-        self.logps: list[np.ndarray] = []
         self.gradients: list[np.ndarray] = []
         self.seconds: list[float] = []
         self.gradient_evaluations = len(starts)
@@ -513,7 +510,6 @@ class _ExactChains:
         )  # fmt: skip
         self.recorder.settle()
         self.positions.append(np.asarray(positions))
-        self.logps.append(np.asarray(info.model_logp))
         self.gradients.append(np.asarray(gradients))
         self.seconds.append(time.perf_counter() - tic)
         self.gradient_evaluations += int(np.sum(info.n_steps))
@@ -543,13 +539,11 @@ class _ExactChains:
         steps, chains, dim = positions.shape
         return ExactRows(
             positions.reshape(-1, dim),
-            np.concatenate(self.logps).reshape(-1),
             np.concatenate(self.gradients).reshape(-1, dim),
             np.tile(np.arange(chains), steps),
             np.repeat(np.arange(steps), chains),
             positions[-1],
             np.asarray(jnp.exp(self.state.step_size.log_step_size)),
-            self.recorder.evaluations(),
         )
 
     def draws(self, key: jax.Array) -> tuple[np.ndarray, dict[str, np.ndarray], bool]:
@@ -783,7 +777,8 @@ def _try_surrogate(key, exact_chains: _ExactChains, report: RunReport, config: E
     exact_chains.progress.show("training")
     train_key, pilot_key = jax.random.split(key)
     tic = time.perf_counter()
-    surrogate, record = _train(rows, config, train_key, exact_chains.iteration)
+    evaluations = exact_chains.recorder.evaluations()
+    surrogate, record = _train(evaluations, config, train_key, exact_chains.iteration)
     report.seconds["training"] = report.seconds.get("training", 0.0) + (time.perf_counter() - tic)
     report.trainings.append(record)
     report.decision = "stayed exact: no surrogate passed"
