@@ -114,3 +114,24 @@ def test_exact_nuts_on_a_recording_log_density_reports_every_leapfrog_point():
     draws = np.asarray(positions).reshape(-1, 3)
     assert {tuple(q) for q in draws} <= {tuple(q) for q in points}
     np.testing.assert_allclose(np.asarray(gradients)[-1], jax.vmap(jax.grad(exact))(positions[-1]))
+
+
+def test_chains_in_turn_draw_as_in_lockstep_and_evaluate_only_their_own_steps():
+    """Exact NUTS with the trees built one chain after the other (for a log-density on the
+    host) makes the draws the batched kernel makes, and evaluates each leapfrog point once."""
+    runs = {}
+    for in_turn in (False, True):
+        seen = []
+        recorded = kernel.recording(exact, lambda *row, seen=seen: seen.append(row))
+        chains = kernel.init_exact(jnp.tile(jnp.asarray(MEAN), (3, 1)), recorded)
+        state = kernel.start_tuning(chains, jnp.full(3, 0.5), 0.8)
+        _, positions, _, info = kernel.run_chunk(
+            jax.random.key(1), state, None, recorded, jnp.eye(3), jnp.bool_(True), 20, 0.8, 10,
+            jnp.int32(1), in_turn,
+        )  # fmt: skip
+        jax.effects_barrier()
+        runs[in_turn] = (np.asarray(positions), len(seen) - 3, int(np.sum(info.n_steps)))
+    np.testing.assert_allclose(runs[True][0], runs[False][0], rtol=1e-12, atol=1e-12)
+    evaluated, steps = runs[True][1], runs[True][2]
+    assert evaluated == steps
+    assert runs[False][1] > steps  # lockstep also evaluates steps of finished trees

@@ -187,8 +187,14 @@ def _step(key, state, surrogate, exact, step_size, inverse_mass, max_tree_depth,
     return new_state, step_info
 
 
-def _exact_step(key, state, exact, step_size, inverse_mass, max_tree_depth):
-    """One exact NUTS step of every chain: ``state`` is BlackJAX's ``HMCState`` on ``exact``."""
+def _exact_step(key, state, exact, step_size, inverse_mass, max_tree_depth, in_turn):
+    """One exact NUTS step of every chain: ``state`` is BlackJAX's ``HMCState`` on ``exact``.
+
+    Batched, the chains' trees grow in lockstep, and a chain whose tree is done is evaluated
+    (and discarded) until the longest one is. ``in_turn`` builds one chain's tree after the
+    other instead, each with its own steps only: for a log-density on the host, which
+    evaluates a batch one position after the other anyway.
+    """
     import blackjax
 
     kernel = blackjax.nuts.build_kernel()
@@ -197,7 +203,10 @@ def _exact_step(key, state, exact, step_size, inverse_mass, max_tree_depth):
         return kernel(key, nuts_state, exact, eps, inverse_mass, max_tree_depth)
 
     keys = jax.random.split(key, state.logdensity.shape[0])
-    new_state, info = jax.vmap(transition)(keys, state, step_size)
+    if in_turn:
+        new_state, info = jax.lax.map(lambda args: transition(*args), (keys, state, step_size))
+    else:
+        new_state, info = jax.vmap(transition)(keys, state, step_size)
     step_info = DAInfo(
         acceptance_rate=info.acceptance_rate,
         second_stage_acceptance=jnp.full_like(info.acceptance_rate, jnp.nan),
@@ -284,6 +293,7 @@ def run_chunk(
     target_accept: float,
     max_tree_depth: int,
     transitions: jax.Array,
+    in_turn: bool = False,
 ) -> tuple[TuningState, jax.Array, jax.Array | None, DAInfo]:
     """``n_steps`` steps of every chain: states, positions, exact gradients and the steps' info.
 
@@ -299,7 +309,8 @@ def run_chunk(
     array, so that tuning and draws share one compiled program) each chain adapts its step
     size by dual averaging, whose state is ``state.step_size`` (BlackJAX's); otherwise every
     chain keeps its tuned step size (dual averaging's averaged iterate,
-    :func:`tuned_step_size`) and the kernel is frozen.
+    :func:`tuned_step_size`) and the kernel is frozen. ``in_turn`` builds the exact NUTS
+    trees one chain after the other rather than in lockstep (for a log-density on the host).
     """
     _, update, final = step_size_adaptation(target_accept)
 
@@ -310,7 +321,7 @@ def run_chunk(
         )
         if surrogate is None:
             chains, info = _exact_step(key, chains, exact, step_size, inverse_mass,
-                                       max_tree_depth)  # fmt: skip
+                                       max_tree_depth, in_turn)  # fmt: skip
             gradient = chains.logdensity_grad
         else:
             chains, info = _step(key, chains, surrogate, exact, step_size, inverse_mass,

@@ -466,9 +466,23 @@ def _exact_metric(positions: np.ndarray, gradients: np.ndarray) -> np.ndarray:
     return regularized_covariance(positions, np.diag(diagonal))
 
 
-def _unit_metric(dim: int) -> jax.Array:
-    """The exact phase's first inverse metric, in the form all its later ones take."""
-    return jnp.eye(dim) if dim <= DENSE_MAX_DIM else jnp.ones(dim)
+def _initial_metric(gradients: np.ndarray) -> jax.Array:
+    """The exact phase's first inverse metric, from the gradients ``(chains, dim)`` at the starts.
+
+    ``1 / |gradient|`` per coordinate (its mean over chains), nutpie's first guess: a
+    coordinate whose log-density changes fast is given a small scale. Coordinates with a zero
+    or non-finite gradient get 1. In the form all the later metrics take (dense up to
+    :data:`DENSE_MAX_DIM` dimensions).
+
+    Examples
+    --------
+    >>> _initial_metric(np.array([[4.0, 0.0], [0.0, 0.0]])).tolist()
+    [[0.5, 0.0], [0.0, 1.0]]
+    """
+    steepness = np.mean(np.abs(gradients), axis=0)
+    usable = np.isfinite(steepness) & (steepness > 0)
+    diagonal = np.clip(np.where(usable, 1.0 / np.where(usable, steepness, 1.0), 1.0), 1e-8, 1e8)
+    return jnp.asarray(np.diag(diagonal) if diagonal.size <= DENSE_MAX_DIM else diagonal)
 
 
 class _ExactChains:
@@ -479,9 +493,11 @@ class _ExactChains:
     """
 
     def __init__(
-        self, exact, starts: np.ndarray, config: EngineConfig, progress: RunProgress
-    ) -> None:
+        self, exact, starts: np.ndarray, config: EngineConfig, progress: RunProgress,
+        in_turn: bool = False,
+    ) -> None:  # fmt: skip
         self.exact = exact
+        self.in_turn = in_turn
         self.config = config
         self.progress = progress
         self.divergences = 0
@@ -492,7 +508,7 @@ class _ExactChains:
         self.state = kernel.start_tuning(
             chains, jnp.full(len(starts), INITIAL_STEP_SIZE), config.target_accept
         )
-        self.inverse_mass = _unit_metric(starts.shape[1])
+        self.inverse_mass = _initial_metric(np.asarray(chains.logdensity_grad))
         self.positions: list[np.ndarray] = []
         self.gradients: list[np.ndarray] = []
         self.seconds: list[float] = []
@@ -506,7 +522,7 @@ class _ExactChains:
         tic = time.perf_counter()
         self.state, positions, gradients, info = kernel.run_chunk(
             key, self.state, None, self.recorded, self.inverse_mass, jnp.bool_(True), CHUNK,
-            self.config.target_accept, self.config.max_tree_depth, jnp.int32(1),
+            self.config.target_accept, self.config.max_tree_depth, jnp.int32(1), self.in_turn,
         )  # fmt: skip
         self.recorder.settle()
         self.positions.append(np.asarray(positions))
@@ -552,13 +568,14 @@ class _ExactChains:
         keys = jax.random.split(key, -(-self.config.draws // CHUNK))
         return _frozen_draws(
             keys, self.state, None, self.recorded, self.inverse_mass, self.config, self.progress,
-            self.divergences,
+            self.divergences, in_turn=self.in_turn,
         )  # fmt: skip
 
 
 def _frozen_draws(
-    keys, state, surrogate, exact, inverse_mass, config, progress, divergences, transitions=1
-):
+    keys, state, surrogate, exact, inverse_mass, config, progress, divergences, transitions=1,
+    in_turn=False,
+):  # fmt: skip
     """Draws ``(chains, draws, dim)`` with a frozen kernel, their stats, and an interruption.
 
     Ctrl-C during the draws returns the draws made so far (and ``True``).
@@ -570,7 +587,7 @@ def _frozen_draws(
             tic = time.perf_counter()
             state, chunk, _, info = kernel.run_chunk(
                 chunk_key, state, surrogate, exact, inverse_mass, jnp.bool_(False), CHUNK,
-                config.target_accept, config.max_tree_depth, jnp.int32(transitions),
+                config.target_accept, config.max_tree_depth, jnp.int32(transitions), in_turn,
             )  # fmt: skip
             positions.append(np.asarray(chunk))
             seconds.append(np.full(CHUNK, (time.perf_counter() - tic) / CHUNK))
@@ -685,7 +702,7 @@ def run(
             )
     logp_seconds = _seconds(jax.jit(jax.vmap(exact)), jnp.asarray(starts))
     with RunProgress(total, config.chains, enabled=config.progressbar) as progress:
-        exact_chains = _ExactChains(exact, starts, config, progress)
+        exact_chains = _ExactChains(exact, starts, config, progress, in_turn=target.on_host)
         switch = _Switch(target.variables, start, logp_seconds)
         return with_history(_run_in_jax(key, exact_chains, config, report, switch, given))
 
