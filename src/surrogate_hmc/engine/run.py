@@ -461,7 +461,7 @@ def _exact_metric(positions: np.ndarray, gradients: np.ndarray) -> np.ndarray:
     diagonal = np.where(usable, np.sqrt(spread / np.where(usable, steepness, 1.0)), 1.0)
     if dim > DENSE_MAX_DIM:
         return diagonal
-    if n < 10 * dim:
+    if n < 4 * dim:
         return np.diag(diagonal)
     return regularized_covariance(positions, np.diag(diagonal))
 
