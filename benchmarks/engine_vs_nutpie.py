@@ -35,7 +35,7 @@ def one_run(model_key: str, size: dict, sampler: str, seed: int, tune: int, draw
             compiled, chains=4, tune=tune, draws=draws, seed=seed, adaptation="low_rank",
             progress_bar=False,
         )  # fmt: skip
-        decision = "-"
+        decision, phases = "-", {}
     else:
         import surrogate_hmc as shmc
 
@@ -43,14 +43,18 @@ def one_run(model_key: str, size: dict, sampler: str, seed: int, tune: int, draw
             idata = shmc.sample(
                 draws=draws, tune=tune, chains=4, random_seed=seed, progressbar=False
             )
-        decision = idata["posterior"].attrs["surrogate_decision"]
+        attrs = idata["posterior"].attrs
+        decision = attrs["surrogate_decision"]
+        phases = {k: round(v, 1) for k, v in attrs.items() if k.startswith("seconds_")}
+        phases |= {k: attrs[k] for k in ("exact_gradients", "exact_logps", "switched_at")
+                   if k in attrs}  # fmt: skip
     seconds = time.perf_counter() - start
     ess = az.ess(idata["posterior"] if hasattr(idata, "children") else idata, method="bulk")
     ess = ess.to_dataset() if hasattr(ess, "to_dataset") else ess
     min_ess = float(min(np.min(ess[name].values) for name in ess.data_vars))
     return {"model": model_key, "sampler": sampler, "seed": seed, "seconds": seconds,
             "min_bulk_ess": min_ess, "ess_per_second": min_ess / seconds,
-            "decision": decision, "load": os.getloadavg()[0]}  # fmt: skip
+            "decision": decision, **phases, "load": os.getloadavg()[0]}  # fmt: skip
 
 
 def main() -> None:
