@@ -24,7 +24,9 @@ def one_run(model_key: str, size: dict, sampler: str, seed: int, tune: int, draw
 
     sys.path.insert(0, os.path.dirname(__file__))
     from models import BENCHMARKS
+    from threadpoolctl import threadpool_limits
 
+    threadpool_limits(limits=1)  # as the suite: one BLAS thread, one core for nutpie's chains
     model = BENCHMARKS[model_key].build(**size)
     start = time.perf_counter()
     if sampler == "nutpie_low_rank":
@@ -32,8 +34,8 @@ def one_run(model_key: str, size: dict, sampler: str, seed: int, tune: int, draw
 
         compiled = nutpie.compile_pymc_model(model, backend="numba")
         idata = nutpie.sample(
-            compiled, chains=4, tune=tune, draws=draws, seed=seed, adaptation="low_rank",
-            progress_bar=False,
+            compiled, chains=4, cores=1, tune=tune, draws=draws, seed=seed,
+            adaptation="low_rank", progress_bar=False,
         )  # fmt: skip
         decision, phases = "-", {}
     else:
