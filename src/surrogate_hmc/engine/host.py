@@ -5,10 +5,11 @@ log-density and gradient run on the host, through :func:`jax.pure_callback`, bat
 chains: the vmapped kernels hand every chain's position to one callback, which evaluates them
 one after the other. Everything else (the trees, the metric, the surrogate) stays compiled.
 
-The chains' trees are built in lockstep: until the longest tree of an iteration is done, every
-leapfrog step evaluates every chain, those whose tree is finished included (their results are
-discarded). On the host that work is real, so an iteration costs the longest tree's steps
-times the chains, more than the engine's ``exact_gradients`` (the trees' own steps) counts.
+Exact NUTS builds the chains' trees one after the other on such a log-density (``in_turn`` of
+:func:`surrogate_hmc.engine.kernel.run_chunk`): batched, the trees would grow in lockstep, and
+every leapfrog step would evaluate every chain, those whose tree is finished included, real
+work on the host that the trees then discard. The surrogate kernel's exact corrections, one
+per chain and iteration, are batched.
 """
 
 import threading

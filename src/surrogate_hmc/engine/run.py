@@ -450,7 +450,8 @@ def _exact_metric(positions: np.ndarray, gradients: np.ndarray) -> np.ndarray:
 
     Diagonal while the draws are few: ``sqrt(var(x) / var(grad))``, nutpie's estimate, which
     is right for a Gaussian and holds up while the chains are still in their transient. Dense
-    once there are ten draws per dimension: their covariance, shrunk toward that diagonal.
+    once there are four draws per dimension: their covariance, shrunk toward that diagonal
+    (:func:`~surrogate_hmc.core.metric.regularized_covariance`, a third toward it at four).
     Up to :data:`DENSE_MAX_DIM` dimensions the diagonal is given as a dense matrix too, so
     that the exact kernel is compiled once; above, the metric stays diagonal.
     """
