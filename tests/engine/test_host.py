@@ -7,6 +7,7 @@ import pymc as pm
 import pytest
 
 import surrogate_hmc as shmc
+from surrogate_hmc.engine import EngineConfig, Target, run
 from surrogate_hmc.engine.host import host_logdensity
 from tests.engine.test_sample import conjugate_regression
 from tests.helpers import SlowTerm, assert_moments, posterior_array, sample_stat
@@ -68,3 +69,25 @@ def test_a_cheap_model_without_jax_is_left_to_nutpie():
         idata = shmc.sample(draws=1000, tune=500, random_seed=5, progressbar=False)
     assert idata["posterior"].attrs["surrogate_decision"] == "stayed exact: surrogate would not pay"
     assert_moments(posterior_array(idata, ["b"]), mean, np.diag(covariance))
+
+
+def test_exact_nuts_on_the_host_evaluates_only_the_trees_steps():
+    """Exact NUTS builds the chains' trees in turn on a host log-density: the host evaluates
+    the starts and each tree's own leapfrog steps, no step of a tree already finished."""
+    calls = []
+
+    def logp(x):
+        return -0.5 * float(x @ x)
+
+    def logp_and_gradient(x):
+        calls.append(1)
+        return -0.5 * float(x @ x), -x
+
+    target = Target(host_logdensity(logp, logp_and_gradient, dim=3), np.zeros(3), on_host=True)
+    config = EngineConfig(draws=100, tune=60, chains=3, cost_gate=False,
+                                      progressbar=False)  # fmt: skip
+    result = run(target, config, seed=2)
+    assert result.report.decision == "stayed exact: run too short"
+    steps = result.report.exact_gradients  # the starts once, and every tree's steps
+    assert steps > 3 * 160
+    assert len(calls) == steps + 2 * 3  # and before: the initial position and the jittered starts
