@@ -23,7 +23,6 @@ print(json.dumps([
     jax.config.jax_enable_x64,
     jax.config.jax_compilation_cache_dir,
     jax.config.jax_persistent_cache_min_compile_time_secs,
-    jax.config.jax_compilation_cache_max_size,
 ]))
 """
 
@@ -41,26 +40,24 @@ def settings_on_import(**env: str) -> list:
 
 
 @pytest.mark.parametrize(
-    ("env", "expected_dir", "expected_min_seconds", "locked"),
+    ("env", "expected_dir", "expected_min_seconds"),
     [
-        ({"SURROGATE_HMC_CACHE_DIR": "{tmp}"}, "{tmp}", 0.1, True),
-        ({"SURROGATE_HMC_CACHE_DIR": ""}, None, 1.0, False),
-        ({"JAX_COMPILATION_CACHE_DIR": "{tmp}"}, "{tmp}", 1.0, False),
+        ({"SURROGATE_HMC_CACHE_DIR": "{tmp}"}, "{tmp}", 0.1),
+        ({"SURROGATE_HMC_CACHE_DIR": ""}, None, 1.0),
+        ({"JAX_COMPILATION_CACHE_DIR": "{tmp}"}, "{tmp}", 1.0),
     ],
     ids=["our-variable", "disabled", "users-own-jax-cache"],
 )
 def test_import_configures_cache_unless_told_otherwise(
-    tmp_path, env, expected_dir, expected_min_seconds, locked
+    tmp_path, env, expected_dir, expected_min_seconds
 ):
     env = {key: value.format(tmp=tmp_path) for key, value in env.items()}
-    x64, directory, min_seconds, max_size = settings_on_import(**env)
+    x64, directory, min_seconds = settings_on_import(**env)
     assert x64 is True
     assert directory == (None if expected_dir is None else expected_dir.format(tmp=tmp_path))
     assert min_seconds == expected_min_seconds
-    # a size limit is what turns on JAX's file lock for processes sharing our cache
-    assert (max_size > 0) == locked
 
 
 def test_default_cache_is_in_the_user_cache_directory(tmp_path):
-    _, directory, _, _ = settings_on_import(XDG_CACHE_HOME=str(tmp_path), HOME=str(tmp_path))
+    _, directory, _ = settings_on_import(XDG_CACHE_HOME=str(tmp_path), HOME=str(tmp_path))
     assert directory == str(tmp_path / "surrogate-hmc" / "jax")

@@ -5,11 +5,6 @@ step, NUTS on the surrogate) takes seconds to build, every run; like PyTensor's 
 PyMC's own functions, a cache on disk lets later runs load it instead. The cache goes to
 ``$SURROGATE_HMC_CACHE_DIR`` if set (empty: no cache), otherwise to the user cache directory.
 A cache the user has configured in JAX is left alone.
-
-The cache is given a size limit, which also turns on JAX's file lock: without it JAX writes an
-entry in place, and a process reading that entry meanwhile (another chain's process, a
-parallel test worker, a second run) can crash on the half-written file (a segmentation fault,
-seen in CI).
 """
 
 import os
@@ -21,7 +16,6 @@ import platformdirs
 __all__ = ["compilation_cache_dir", "configure_jax"]
 
 _MIN_COMPILE_SECONDS = 0.1  # JAX's default (1 s) would miss NUTS on the surrogate
-_MAX_CACHE_BYTES = 2**32  # least recently used entries go beyond 4 GiB
 
 
 def compilation_cache_dir() -> Path | None:
@@ -51,4 +45,3 @@ def configure_jax() -> None:
         return
     jax.config.update("jax_compilation_cache_dir", str(directory))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", _MIN_COMPILE_SECONDS)
-    jax.config.update("jax_compilation_cache_max_size", _MAX_CACHE_BYTES)
