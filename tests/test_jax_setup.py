@@ -23,6 +23,7 @@ print(json.dumps([
     jax.config.jax_enable_x64,
     jax.config.jax_compilation_cache_dir,
     jax.config.jax_persistent_cache_min_compile_time_secs,
+    jax.config.jax_compilation_cache_max_size,
 ]))
 """
 
@@ -52,12 +53,47 @@ def test_import_configures_cache_unless_told_otherwise(
     tmp_path, env, expected_dir, expected_min_seconds
 ):
     env = {key: value.format(tmp=tmp_path) for key, value in env.items()}
-    x64, directory, min_seconds = settings_on_import(**env)
+    x64, directory, min_seconds, _ = settings_on_import(**env)
     assert x64 is True
     assert directory == (None if expected_dir is None else expected_dir.format(tmp=tmp_path))
     assert min_seconds == expected_min_seconds
 
 
 def test_default_cache_is_in_the_user_cache_directory(tmp_path):
-    _, directory, _ = settings_on_import(XDG_CACHE_HOME=str(tmp_path), HOME=str(tmp_path))
+    _, directory, _, _ = settings_on_import(XDG_CACHE_HOME=str(tmp_path), HOME=str(tmp_path))
     assert directory == str(tmp_path / "surrogate-hmc" / "jax")
+
+
+def test_our_cache_is_locked_and_the_users_own_is_left_as_it_is(tmp_path):
+    *_, max_size = settings_on_import(SURROGATE_HMC_CACHE_DIR=str(tmp_path))
+    assert max_size > 0  # a size limit is what turns on JAX's file lock
+    *_, max_size = settings_on_import(JAX_COMPILATION_CACHE_DIR=str(tmp_path))
+    assert max_size == -1
+
+
+COMPILE_INTO_CACHE = f"""
+import importlib.util, jax, jax.numpy as jnp
+spec = importlib.util.spec_from_file_location("setup", {surrogate_hmc._jax_setup.__file__!r})
+setup = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(setup)
+setup.configure_jax()
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+print(jax.jit(lambda x: jnp.sin(x) ** 2)(1.0))
+"""
+
+
+def test_a_cache_written_without_the_lock_is_stamped_and_still_written_to(tmp_path):
+    (tmp_path / "written-without-lock-cache").write_bytes(b"an entry without an access time")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "SURROGATE_HMC"))}
+    result = subprocess.run(
+        [sys.executable, "-c", COMPILE_INTO_CACHE],
+        env=clean | {"SURROGATE_HMC_CACHE_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "Error" not in result.stderr, result.stderr
+    entries = sorted(path.name for path in tmp_path.glob("*-cache"))
+    assert len(entries) == 2, entries
+    for entry in entries:
+        assert (tmp_path / entry.replace("-cache", "-atime")).exists()

@@ -5,17 +5,26 @@ step, NUTS on the surrogate) takes seconds to build, every run; like PyTensor's 
 PyMC's own functions, a cache on disk lets later runs load it instead. The cache goes to
 ``$SURROGATE_HMC_CACHE_DIR`` if set (empty: no cache), otherwise to the user cache directory.
 A cache the user has configured in JAX is left alone.
+
+Chains sampled in parallel processes compile the same functions at the same time, and JAX
+writes a cache entry in place: without its file lock, one process could load an entry another
+is still writing and crash. The lock comes with a size limit, and the limit's eviction needs an
+access time beside every entry, so entries written without one get it first.
 """
 
 import os
 from pathlib import Path
 
+import filelock
 import jax
 import platformdirs
 
 __all__ = ["compilation_cache_dir", "configure_jax"]
 
 _MIN_COMPILE_SECONDS = 0.1  # JAX's default (1 s) would miss NUTS on the surrogate
+_MAX_CACHE_BYTES = 2 * 1024**3
+# Names of JAX's LRU cache files (jax/_src/lru_cache.py), which has no public API for them.
+_ENTRY_SUFFIX, _ACCESS_TIME_SUFFIX, _LOCK_FILE = "-cache", "-atime", ".lockfile"
 
 
 def compilation_cache_dir() -> Path | None:
@@ -43,5 +52,21 @@ def configure_jax() -> None:
     directory = compilation_cache_dir()
     if directory is None:
         return
+    directory.mkdir(parents=True, exist_ok=True)
+    _stamp_unstamped_entries(directory)
     jax.config.update("jax_compilation_cache_dir", str(directory))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", _MIN_COMPILE_SECONDS)
+    jax.config.update("jax_compilation_cache_max_size", _MAX_CACHE_BYTES)
+
+
+def _stamp_unstamped_entries(directory: Path) -> None:
+    """Give every cache entry an access time, as JAX's eviction reads one for each entry.
+
+    Entries written without the lock (by earlier versions, or by a process stopped between the
+    entry and its stamp) have none; they are stamped as the least recently used.
+    """
+    with filelock.FileLock(directory / _LOCK_FILE):
+        for entry in directory.glob(f"*{_ENTRY_SUFFIX}"):
+            stamp = directory / (entry.name.removesuffix(_ENTRY_SUFFIX) + _ACCESS_TIME_SUFFIX)
+            if not stamp.exists():
+                stamp.write_bytes((0).to_bytes(8, "little"))
