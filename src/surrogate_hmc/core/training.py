@@ -96,10 +96,15 @@ MAX_TARGET = 1e8
 """Training rows whose residual value or gradient is larger are left out (divergent points)."""
 
 
-@functools.cache
 def _optimizer(config: TrainingConfig) -> optax.GradientTransformation:
-    # Cached per config so that refits reuse one compiled training step.
-    return config.optimizer or guarded_adam(config.learning_rate)
+    return config.optimizer or _guarded_adam(config.learning_rate)
+
+
+@functools.cache
+def _guarded_adam(learning_rate: float) -> optax.GradientTransformation:
+    # One per learning rate: the compiled training step is keyed on the optimizer, so fits
+    # that differ in their length only (a refit, a rehearsal) share it.
+    return guarded_adam(learning_rate)
 
 
 def _weighted_loss(params, static, x, y, weights):

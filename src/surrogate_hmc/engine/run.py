@@ -44,6 +44,7 @@ from surrogate_hmc.core.validation import check_bool, check_instance, check_int,
 from surrogate_hmc.engine import kernel
 from surrogate_hmc.engine.exact import nutpie_run
 from surrogate_hmc.engine.progress import RunProgress
+from surrogate_hmc.engine.rehearsal import Rehearsal
 from surrogate_hmc.engine.target import Target
 
 __all__ = ["EngineConfig", "EngineResult", "RunReport", "check_given", "run", "with_history"]
@@ -245,7 +246,9 @@ class RunReport:
     """Exact log-density evaluations of the surrogate kernel, all chains."""
     cost: CostVerdict | None = None
     seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time of the ``exact``, ``training``, ``pilot`` and ``surrogate`` phases."""
+    """Wall time of the ``exact``, ``training``, ``pilot`` and ``surrogate`` phases, and
+    ``compilation``: the wait, after the exact phase, for the surrogate's programs compiled
+    while it ran (:class:`~surrogate_hmc.engine.rehearsal.Rehearsal`)."""
     interrupted: bool = False
 
 
@@ -702,10 +705,17 @@ def run(
                 EngineResult(whole.positions, whole.stats, report, None, whole.trace)
             )
     logp_seconds = _seconds(jax.jit(jax.vmap(exact)), jnp.asarray(starts))
-    with RunProgress(total, config.chains, enabled=config.progressbar) as progress:
-        exact_chains = _ExactChains(exact, starts, config, progress, in_turn=target.on_host)
-        switch = _Switch(target.variables, start, logp_seconds)
-        return with_history(_run_in_jax(key, exact_chains, config, report, switch, given))
+    rehearsal = None
+    if given is None and config.first_training_at <= config.last_training_at:
+        rehearsal = Rehearsal(exact, starts, config, BUFFER_CAPACITY, CHUNK)
+    try:
+        with RunProgress(total, config.chains, enabled=config.progressbar) as progress:
+            exact_chains = _ExactChains(exact, starts, config, progress, in_turn=target.on_host)
+            switch = _Switch(target.variables, start, logp_seconds, rehearsal)
+            return with_history(_run_in_jax(key, exact_chains, config, report, switch, given))
+    finally:
+        if rehearsal is not None:
+            rehearsal.wait()
 
 
 def check_given(given: TrainedSurrogate, target: Target) -> None:
@@ -728,6 +738,8 @@ class _Switch(NamedTuple):
     """When the run started (``time.perf_counter``)."""
     logp_seconds: float
     """One exact log-density of every chain."""
+    rehearsal: Rehearsal | None
+    """The surrogate's programs, compiling while the exact phase runs."""
 
 
 def _run_in_jax(key, exact_chains, config, report, switch: _Switch, given):
@@ -773,6 +785,7 @@ def _run_in_jax(key, exact_chains, config, report, switch: _Switch, given):
                 report.decision = "stayed exact: surrogate would not pay"
                 training_at = config.tune + 1
                 continue
+        _await(switch.rehearsal, report)
         handover = _try_surrogate(
             jax.random.fold_in(key, exact_chains.iteration), exact_chains, report, config
         )
@@ -784,6 +797,17 @@ def _run_in_jax(key, exact_chains, config, report, switch: _Switch, given):
     report.seconds["exact"] += time.perf_counter() - tic
     report.exact_gradients = exact_chains.gradient_evaluations + int(stats["n_steps"].sum())
     return EngineResult(positions, stats, report, None)
+
+
+def _await(rehearsal: Rehearsal | None, report: RunReport) -> None:
+    """Wait for the rehearsal's compilations; the wait is the report's ``compilation``."""
+    if rehearsal is None:
+        return
+    tic = time.perf_counter()
+    rehearsal.wait()
+    report.seconds["compilation"] = report.seconds.get("compilation", 0.0) + (
+        time.perf_counter() - tic
+    )
 
 
 def _try_surrogate(key, exact_chains: _ExactChains, report: RunReport, config: EngineConfig):

@@ -1,0 +1,107 @@
+"""The surrogate's programs compile while the exact phase runs, and the switch finds them.
+
+Each case uses shapes (chains, dimension) no other test compiles, so whether the training step
+and the surrogate kernel are traced again after a rehearsal says whether it helped.
+"""
+
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from surrogate_hmc.engine import kernel
+from surrogate_hmc.engine.rehearsal import Rehearsal
+from surrogate_hmc.engine.run import (
+    BUFFER_CAPACITY,
+    CHUNK,
+    EngineConfig,
+    Evaluations,
+    _train,
+    run,
+)
+from surrogate_hmc.engine.target import Target
+
+CHAINS = 3
+
+
+def traced_functions(caplog, action) -> str:
+    """The messages of every function JAX traced for ``jit`` while ``action()`` ran."""
+    caplog.clear()
+    caplog.set_level(logging.WARNING, logger="jax")
+    jax.config.update("jax_log_compiles", True)
+    try:
+        action()
+    finally:
+        jax.config.update("jax_log_compiles", False)
+    return "\n".join(r.getMessage() for r in caplog.records if "Finished tracing" in r.getMessage())
+
+
+def gaussian(dim: int):
+    scales = jnp.arange(1.0, dim + 1.0)
+
+    def logdensity(q):
+        return -0.5 * jnp.sum((q / scales) ** 2)
+
+    return logdensity, np.asarray(scales)
+
+
+@pytest.mark.parametrize(("rehearsed", "dim"), [(True, 9), (False, 11)])
+def test_the_switch_finds_the_training_step_and_surrogate_kernel_compiled(caplog, rehearsed, dim):
+    exact, scales = gaussian(dim)
+    config = EngineConfig(chains=CHAINS, progressbar=False)
+    starts = np.random.default_rng(0).normal(size=(CHAINS, dim))
+    if rehearsed:
+        rehearsal = Rehearsal(exact, starts, config, BUFFER_CAPACITY, CHUNK)
+        rehearsal.wait()
+        assert rehearsal.error is None
+    positions = np.random.default_rng(1).normal(size=(1500, dim)) * scales
+    evaluations = Evaluations(
+        positions, -0.5 * np.sum((positions / scales) ** 2, axis=1), -positions / scales**2
+    )
+    surrogate = None
+
+    def train():
+        nonlocal surrogate
+        surrogate, _ = _train(evaluations, config, jax.random.key(2), iteration=50)
+
+    trained = traced_functions(caplog, train)
+    state = kernel.start_tuning(
+        kernel.init(jnp.asarray(starts), surrogate.logdensity, exact),
+        jnp.full(CHAINS, 0.3),
+        config.target_accept,
+    )
+
+    def first_chunk():
+        jax.block_until_ready(
+            kernel.run_chunk(
+                jax.random.key(3), state, surrogate.logdensity, exact, jnp.eye(dim),
+                jnp.bool_(True), CHUNK, config.target_accept, config.max_tree_depth,
+                jnp.int32(1),
+            )  # fmt: skip
+        )
+
+    sampled = traced_functions(caplog, first_chunk)
+    assert ("optimizer_chunk" in trained) is not rehearsed, trained
+    assert ("run_chunk" in sampled) is not rehearsed, sampled
+
+
+def test_a_rehearsal_that_fails_keeps_its_error_and_costs_nothing_else():
+    def untraceable(q):
+        raise RuntimeError("this log-density cannot be traced")
+
+    rehearsal = Rehearsal(untraceable, np.zeros((CHAINS, 2)), EngineConfig(chains=CHAINS),
+                          BUFFER_CAPACITY, CHUNK)  # fmt: skip
+    rehearsal.wait()
+    assert isinstance(rehearsal.error, RuntimeError)
+
+
+def test_a_switched_run_reports_its_wait_for_the_rehearsal():
+    exact, _ = gaussian(4)
+    target = Target.from_logdensity(exact, jnp.zeros(4))
+    config = EngineConfig(draws=100, tune=300, chains=2, cost_gate=False, progressbar=False)
+    report = run(target, config, seed=4).report
+    assert report.decision == "switched"
+    assert report.seconds["compilation"] >= 0.0
+    assert set(report.seconds) == {"exact", "compilation", "training", "pilot", "surrogate"}
