@@ -75,6 +75,11 @@ class Rehearsal:
         except Exception as error:  # any failure only forgoes the head start
             self.error = error
 
+    @property
+    def done(self) -> bool:
+        """Whether the rehearsal has finished (or failed)."""
+        return not self._thread.is_alive()
+
     def wait(self) -> None:
         """Until the rehearsal is done (at once if it already is)."""
         self._thread.join()

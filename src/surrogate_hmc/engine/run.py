@@ -785,7 +785,7 @@ def _run_in_jax(key, exact_chains, config, report, switch: _Switch, given):
                 report.decision = "stayed exact: surrogate would not pay"
                 training_at = config.tune + 1
                 continue
-        _await(switch.rehearsal, report)
+        _await(switch.rehearsal, report, exact_chains.progress)
         handover = _try_surrogate(
             jax.random.fold_in(key, exact_chains.iteration), exact_chains, report, config
         )
@@ -799,11 +799,13 @@ def _run_in_jax(key, exact_chains, config, report, switch: _Switch, given):
     return EngineResult(positions, stats, report, None)
 
 
-def _await(rehearsal: Rehearsal | None, report: RunReport) -> None:
+def _await(rehearsal: Rehearsal | None, report: RunReport, progress: RunProgress) -> None:
     """Wait for the rehearsal's compilations; the wait is the report's ``compilation``."""
     if rehearsal is None:
         return
     tic = time.perf_counter()
+    if not rehearsal.done:
+        progress.show("compiling")
     rehearsal.wait()
     report.seconds["compilation"] = report.seconds.get("compilation", 0.0) + (
         time.perf_counter() - tic
