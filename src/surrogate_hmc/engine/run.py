@@ -708,14 +708,13 @@ def run(
     rehearsal = None
     if given is None and config.first_training_at <= config.last_training_at:
         rehearsal = Rehearsal(exact, starts, config, BUFFER_CAPACITY, CHUNK)
-    try:
-        with RunProgress(total, config.chains, enabled=config.progressbar) as progress:
-            exact_chains = _ExactChains(exact, starts, config, progress, in_turn=target.on_host)
-            switch = _Switch(target.variables, start, logp_seconds, rehearsal)
-            return with_history(_run_in_jax(key, exact_chains, config, report, switch, given))
-    finally:
-        if rehearsal is not None:
-            rehearsal.wait()
+    with RunProgress(total, config.chains, enabled=config.progressbar) as progress:
+        exact_chains = _ExactChains(exact, starts, config, progress, in_turn=target.on_host)
+        switch = _Switch(target.variables, start, logp_seconds, rehearsal)
+        result = _run_in_jax(key, exact_chains, config, report, switch, given)
+    if rehearsal is not None:  # not left compiling beside what runs next
+        rehearsal.wait()
+    return with_history(result)
 
 
 def check_given(given: TrainedSurrogate, target: Target) -> None:
