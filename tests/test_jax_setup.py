@@ -82,18 +82,30 @@ print(jax.jit(lambda x: jnp.sin(x) ** 2)(1.0))
 """
 
 
-def test_a_cache_written_without_the_lock_is_stamped_and_still_written_to(tmp_path):
-    (tmp_path / "written-without-lock-cache").write_bytes(b"an entry without an access time")
+def compile_into_cache(directory) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "SURROGATE_HMC"))}
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", COMPILE_INTO_CACHE],
-        env=clean | {"SURROGATE_HMC_CACHE_DIR": str(tmp_path)},
+        env=clean | {"SURROGATE_HMC_CACHE_DIR": str(directory)},
         capture_output=True,
         text=True,
         check=True,
     )
+
+
+def test_an_entry_written_without_the_lock_is_dropped_and_the_cache_still_written_to(tmp_path):
+    (tmp_path / "written-without-lock-cache").write_bytes(b"an entry without an access time")
+    result = compile_into_cache(tmp_path)
     assert "Error" not in result.stderr, result.stderr
-    entries = sorted(path.name for path in tmp_path.glob("*-cache"))
-    assert len(entries) == 2, entries
-    for entry in entries:
-        assert (tmp_path / entry.replace("-cache", "-atime")).exists()
+    entries = list(tmp_path.glob("*-cache"))
+    assert len(entries) == 1
+    assert entries[0].name != "written-without-lock-cache"
+    assert entries[0].with_name(entries[0].name.replace("-cache", "-atime")).exists()
+
+
+def test_a_cache_directory_that_cannot_be_written_is_not_used_and_says_so(tmp_path):
+    blocked = tmp_path / "a-file-not-a-directory"
+    blocked.write_text("")
+    result = compile_into_cache(blocked / "jax")
+    assert "cannot use the compilation cache" in result.stderr
+    assert result.stdout.strip()  # and the program still ran

@@ -8,11 +8,13 @@ A cache the user has configured in JAX is left alone.
 
 Chains sampled in parallel processes compile the same functions at the same time, and JAX
 writes a cache entry in place: without its file lock, one process could load an entry another
-is still writing and crash. The lock comes with a size limit, and the limit's eviction needs an
-access time beside every entry, so entries written without one get it first.
+is still writing and crash. The lock comes with a size limit, whose eviction reads an access
+time beside every entry; an entry without one was written without the lock, or not finished, and
+is dropped first. A cache directory that cannot be locked or written is not used (with a warning).
 """
 
 import os
+import warnings
 from pathlib import Path
 
 import filelock
@@ -23,6 +25,7 @@ __all__ = ["compilation_cache_dir", "configure_jax"]
 
 _MIN_COMPILE_SECONDS = 0.1  # JAX's default (1 s) would miss NUTS on the surrogate
 _MAX_CACHE_BYTES = 2 * 1024**3
+_LOCK_SECONDS = 10.0  # as JAX's own lock
 # Names of JAX's LRU cache files (jax/_src/lru_cache.py), which has no public API for them.
 _ENTRY_SUFFIX, _ACCESS_TIME_SUFFIX, _LOCK_FILE = "-cache", "-atime", ".lockfile"
 
@@ -52,21 +55,30 @@ def configure_jax() -> None:
     directory = compilation_cache_dir()
     if directory is None:
         return
-    directory.mkdir(parents=True, exist_ok=True)
-    _stamp_unstamped_entries(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        _drop_unstamped_entries(directory)
+    except (OSError, filelock.Timeout) as error:
+        warnings.warn(
+            f"surrogate_hmc cannot use the compilation cache at {directory} ({error}): compiled "
+            "code is not cached. Set SURROGATE_HMC_CACHE_DIR to a writable directory, or to "
+            "the empty string for no cache.",
+            stacklevel=2,
+        )
+        return
     jax.config.update("jax_compilation_cache_dir", str(directory))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", _MIN_COMPILE_SECONDS)
     jax.config.update("jax_compilation_cache_max_size", _MAX_CACHE_BYTES)
 
 
-def _stamp_unstamped_entries(directory: Path) -> None:
-    """Give every cache entry an access time, as JAX's eviction reads one for each entry.
+def _drop_unstamped_entries(directory: Path) -> None:
+    """Delete every cache entry without an access time, which JAX's eviction would fail on.
 
-    Entries written without the lock (by earlier versions, or by a process stopped between the
-    entry and its stamp) have none; they are stamped as the least recently used.
+    Such an entry was written without the lock (by an earlier version) or by a process stopped
+    before its stamp: it may be incomplete, and it is only a cache.
     """
-    with filelock.FileLock(directory / _LOCK_FILE):
+    with filelock.FileLock(directory / _LOCK_FILE, timeout=_LOCK_SECONDS):
         for entry in directory.glob(f"*{_ENTRY_SUFFIX}"):
             stamp = directory / (entry.name.removesuffix(_ENTRY_SUFFIX) + _ACCESS_TIME_SUFFIX)
             if not stamp.exists():
-                stamp.write_bytes((0).to_bytes(8, "little"))
+                entry.unlink(missing_ok=True)

@@ -5,6 +5,7 @@ and the surrogate kernel are traced again after a rehearsal says whether it help
 """
 
 import logging
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +28,7 @@ CHAINS = 3
 
 
 def traced_functions(caplog, action) -> str:
-    """The messages of every function JAX traced for ``jit`` while ``action()`` ran."""
+    """The messages of every function this thread traced for ``jit`` while ``action()`` ran."""
     caplog.clear()
     caplog.set_level(logging.WARNING, logger="jax")
     jax.config.update("jax_log_compiles", True)
@@ -35,7 +36,12 @@ def traced_functions(caplog, action) -> str:
         action()
     finally:
         jax.config.update("jax_log_compiles", False)
-    return "\n".join(r.getMessage() for r in caplog.records if "Finished tracing" in r.getMessage())
+    this_thread = threading.get_ident()
+    return "\n".join(
+        record.getMessage()
+        for record in caplog.records
+        if record.thread == this_thread and "Finished tracing" in record.getMessage()
+    )
 
 
 def gaussian(dim: int):
@@ -74,13 +80,11 @@ def test_the_switch_finds_the_training_step_and_surrogate_kernel_compiled(caplog
     )
 
     def first_chunk():
-        jax.block_until_ready(
-            kernel.run_chunk(
-                jax.random.key(3), state, surrogate.logdensity, exact, jnp.eye(dim),
-                jnp.bool_(True), CHUNK, config.target_accept, config.max_tree_depth,
-                jnp.int32(1),
-            )  # fmt: skip
-        )
+        chunk = kernel.run_chunk(
+            jax.random.key(3), state, surrogate.logdensity, exact, jnp.eye(dim), jnp.bool_(True),
+            CHUNK, config.target_accept, config.max_tree_depth, jnp.int32(1),
+        )  # fmt: skip
+        jax.block_until_ready(chunk)
 
     sampled = traced_functions(caplog, first_chunk)
     assert ("optimizer_chunk" in trained) is not rehearsed, trained
@@ -95,6 +99,7 @@ def test_a_rehearsal_that_fails_keeps_its_error_and_costs_nothing_else():
                           BUFFER_CAPACITY, CHUNK)  # fmt: skip
     rehearsal.wait()
     assert isinstance(rehearsal.error, RuntimeError)
+    assert "cannot be traced" in str(rehearsal.error)
 
 
 def test_a_switched_run_reports_its_wait_for_the_rehearsal():
@@ -103,5 +108,4 @@ def test_a_switched_run_reports_its_wait_for_the_rehearsal():
     config = EngineConfig(draws=100, tune=300, chains=2, cost_gate=False, progressbar=False)
     report = run(target, config, seed=4).report
     assert report.decision == "switched"
-    assert report.seconds["compilation"] >= 0.0
     assert set(report.seconds) == {"exact", "compilation", "training", "pilot", "surrogate"}

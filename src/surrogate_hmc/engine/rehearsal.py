@@ -10,6 +10,7 @@ when the compilation cache is on), where the real run finds them.
 """
 
 import dataclasses
+import logging
 import threading
 from collections.abc import Callable
 
@@ -23,12 +24,16 @@ from surrogate_hmc.engine import kernel
 
 __all__ = ["Rehearsal"]
 
+logger = logging.getLogger(__name__)
+
 
 class Rehearsal:
     """Compiles, in a background thread, what the switch to a surrogate will run.
 
     A rehearsal that fails costs only the time it would have saved: its error is kept in
-    :attr:`error`, and the run compiles as it would have without it.
+    :attr:`error` (and logged at debug level), and the run compiles as it would have without
+    it. JAX's thread-local settings (``jax.default_device`` and the like) do not reach the
+    thread: under them the run compiles its own programs.
 
     Parameters
     ----------
@@ -65,7 +70,6 @@ class Rehearsal:
             target=self._run,
             args=(exact, np.asarray(starts), config, capacity, chunk),
             name="surrogate-hmc-rehearsal",
-            daemon=True,
         )
         self._thread.start()
 
@@ -73,6 +77,7 @@ class Rehearsal:
         try:
             _compile_surrogate_phase(exact, starts, config, capacity, chunk)
         except Exception as error:  # any failure only forgoes the head start
+            logger.debug("The rehearsal of the surrogate's programs failed", exc_info=True)
             self.error = error
 
     @property
@@ -108,7 +113,9 @@ def _nuts_init(position, logdensity):
 def _look_alike_surrogate(dim: int, config, capacity: int):
     """A log-density surrogate of the run's architecture, trained for one chunk of steps.
 
-    On as many rows as a first training sees, so that its training step is the run's.
+    Its training step is the run's (the rows are padded to the buffer's capacity); its
+    held-out rows may be fewer, and their loss is compiled again in the run (well under a
+    second).
     """
     rows = min(capacity, 4 * config.training.batch_size + 64 * dim)
     buffer = TrainingBuffer(capacity, dim)

@@ -708,13 +708,18 @@ def run(
     rehearsal = None
     if given is None and config.first_training_at <= config.last_training_at:
         rehearsal = Rehearsal(exact, starts, config, BUFFER_CAPACITY, CHUNK)
-    with RunProgress(total, config.chains, enabled=config.progressbar) as progress:
-        exact_chains = _ExactChains(exact, starts, config, progress, in_turn=target.on_host)
-        switch = _Switch(target.variables, start, logp_seconds, rehearsal)
-        result = _run_in_jax(key, exact_chains, config, report, switch, given)
-    if rehearsal is not None:  # not left compiling beside what runs next
-        rehearsal.wait()
-    return with_history(result)
+    interrupted = False
+    try:
+        with RunProgress(total, config.chains, enabled=config.progressbar) as progress:
+            exact_chains = _ExactChains(exact, starts, config, progress, in_turn=target.on_host)
+            switch = _Switch(target.variables, start, logp_seconds, rehearsal)
+            return with_history(_run_in_jax(key, exact_chains, config, report, switch, given))
+    except KeyboardInterrupt:
+        interrupted = True  # stop at once: the rehearsal finishes on its own
+        raise
+    finally:
+        if rehearsal is not None and not interrupted:
+            rehearsal.wait()  # not left compiling beside what runs next
 
 
 def check_given(given: TrainedSurrogate, target: Target) -> None:
