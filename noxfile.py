@@ -24,11 +24,7 @@ def tests(session: nox.Session) -> None:
         "python", "-c", "import pymc, jax; print('pymc', pymc.__version__, 'jax', jax.__version__)"
     )
     slow = ["--runslow"] if session.python == "3.12" and not os.environ.get("SHMC_FAST") else []
-    # No persistent compilation cache: under the test workers' load, XLA's CPU executable
-    # (de)serialization has crashed workers (a segfault writing an entry, an abort reading one,
-    # also on a cache created empty for the run), which a test run must not depend on.
-    no_cache = {"SURROGATE_HMC_CACHE_DIR": ""}
-    session.run("pytest", "-n", "2", "--durations=25", *slow, *session.posargs, env=no_cache)
+    session.run("pytest", "-n", "2", "--durations=25", *slow, *session.posargs)
 
 
 @nox.session(python="3.12")
