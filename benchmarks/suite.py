@@ -195,14 +195,18 @@ def run_sampler(model, sampler: str, kwargs: dict):
 
 
 def check_cold_cache() -> str:
-    """JAX's compilation cache, after checking it is the fresh, empty one we made (or none)."""
+    """JAX's compilation cache, after checking it is the fresh one we made and holds no entry.
+
+    Importing the package leaves the cache's lock file in it; nothing compiled may be there.
+    """
     import jax
 
     import surrogate_hmc  # noqa: F401  (points JAX's cache to $SURROGATE_HMC_CACHE_DIR)
 
     directory = jax.config.jax_compilation_cache_dir
     expected = os.environ["SURROGATE_HMC_CACHE_DIR"]
-    if directory not in (None, expected) or any(Path(expected).iterdir()):
+    entries = [path for path in Path(expected).iterdir() if path.name != ".lockfile"]
+    if directory not in (None, expected) or entries:
         raise RuntimeError(f"JAX's compilation cache is {directory!r}, not the empty {expected!r}")
     return directory or "disabled"
 

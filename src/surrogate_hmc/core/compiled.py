@@ -2,20 +2,19 @@
 
 A surrogate module is split once into its arrays and a hashed structure, so each call is a plain
 ``jax.jit`` dispatch, and a refitted network (same structure, new weights) reuses the compiled
-code.
+code. The programs of recent structures only are kept (see :mod:`surrogate_hmc.core.recent_jit`).
 """
 
 import functools
-from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from surrogate_hmc.core.integrators import leapfrog
+from surrogate_hmc.core.recent_jit import RecentPrograms, Structure
 
 __all__ = [
     "SEED_BOUND",
@@ -31,7 +30,6 @@ __all__ = [
 
 TrajectoryFn = Callable[..., tuple[jax.Array, jax.Array]]
 
-_RECENT_STRUCTURES_KEPT = 16
 SEED_BOUND = 2**32
 """Seeds of JAX keys drawn from a NumPy generator lie in ``[0, SEED_BOUND)`` (a ``uint32``)."""
 
@@ -58,55 +56,14 @@ def power_of_two(n: int) -> int:
     return 1 << max(n - 1, 0).bit_length()
 
 
-class _Structure:
-    """A module without its arrays, hashed once.
-
-    ``jax.jit`` hashes static arguments and flattens pytree arguments on every call; a module
-    passed as a flat list of arrays plus this static structure costs neither.
-    """
-
-    __slots__ = ("_hash", "static", "treedef")
-
-    def __init__(self, treedef, static) -> None:
-        self.treedef, self.static = treedef, static
-        self._hash = hash((treedef, static))
-
-    @classmethod
-    def split(cls, module: Any) -> tuple["_Structure", list[jax.Array]]:
-        """The structure of ``module`` and its arrays.
-
-        An equal structure seen recently is returned itself: ``jax.jit`` compares a static
-        argument with the cached one on every call, and ``is`` is much cheaper than comparing
-        two modules.
-        """
-        params, static = eqx.partition(module, eqx.is_array)
-        leaves, treedef = jax.tree.flatten(params)
-        structure = cls(treedef, static)
-        for known in _RECENT_STRUCTURES:
-            if known == structure:
-                return known, leaves
-        _RECENT_STRUCTURES.append(structure)
-        return structure, leaves
-
-    def rebuild(self, leaves):
-        """The module, with ``leaves`` as its arrays."""
-        return eqx.combine(jax.tree.unflatten(self.treedef, leaves), self.static)
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other) -> bool:
-        if not isinstance(other, _Structure):
-            return False
-        return self.static is other.static or (
-            self.treedef == other.treedef and self.static == other.static
-        )
+_PROGRAMS: RecentPrograms[Callable[..., Any]] = RecentPrograms()
 
 
-_RECENT_STRUCTURES: deque[_Structure] = deque(maxlen=_RECENT_STRUCTURES_KEPT)
+def _program(fn: Callable[..., Any], *static: Any) -> Callable[..., Any]:
+    """``fn`` compiled with its leading ``static`` arguments bound (the first a structure)."""
+    return _PROGRAMS.get((fn, *static), lambda: jax.jit(functools.partial(fn, *static)))
 
 
-@functools.partial(jax.jit, static_argnums=0)
 def _values_and_gradients(structure, leaves, rows):
     return jax.vmap(jax.value_and_grad(structure.rebuild(leaves)))(rows)
 
@@ -129,12 +86,12 @@ def values_and_gradients(
     rows = np.asarray(rows, dtype=np.float64)
     n = len(rows)
     padding = np.repeat(rows[-1:], power_of_two(n) - n, axis=0)
-    structure, leaves = _Structure.split(logdensity)
-    values, gradients = _values_and_gradients(structure, leaves, np.concatenate([rows, padding]))
+    structure, leaves = Structure.split(logdensity)
+    program = _program(_values_and_gradients, structure)
+    values, gradients = program(leaves, np.concatenate([rows, padding]))
     return np.asarray(values)[:n], np.asarray(gradients)[:n]
 
 
-@functools.partial(jax.jit, static_argnums=0)
 def _trajectory(structure, leaves, position, momentum, step_size, inverse_mass, n_steps):
     force_fn = structure.rebuild(leaves)
     return leapfrog(force_fn, position, momentum, step_size, inverse_mass, n_steps)
@@ -161,6 +118,7 @@ def surrogate_trajectory(force_fn: Callable[[jax.Array], jax.Array]) -> Trajecto
 
     Examples
     --------
+    >>> import equinox as eqx
     >>> import jax.numpy as jnp
     >>> class Spring(eqx.Module):
     ...     stiffness: jax.Array
@@ -171,10 +129,11 @@ def surrogate_trajectory(force_fn: Callable[[jax.Array], jax.Array]) -> Trajecto
     >>> q.shape
     (2,)
     """
-    structure, leaves = _Structure.split(force_fn)
+    structure, leaves = Structure.split(force_fn)
+    program = _program(_trajectory, structure)
 
     def trajectory(position, momentum, step_size, inverse_mass, n_steps):
-        return _trajectory(structure, leaves, position, momentum, step_size, inverse_mass, n_steps)
+        return program(leaves, position, momentum, step_size, inverse_mass, n_steps)
 
     return trajectory
 
@@ -221,14 +180,12 @@ class SurrogateNUTS(NamedTuple):
 # has run JAX cannot safely fork (PyMC's default start method for cores > 1 on Linux).
 
 
-@functools.partial(jax.jit, static_argnums=0)
 def _nuts_init(structure, leaves, position):
     import blackjax
 
     return blackjax.nuts.init(position, structure.rebuild(leaves))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
 def _nuts_step(structure, max_depth, max_energy, n_transitions, leaves, seed, state, eps, inv_mass):
     import blackjax
 
@@ -292,6 +249,7 @@ def surrogate_nuts(
 
     Examples
     --------
+    >>> import equinox as eqx
     >>> class Gaussian(eqx.Module):
     ...     def __call__(self, q):
     ...         return -0.5 * q @ q
@@ -301,17 +259,19 @@ def surrogate_nuts(
     >>> info.position.shape, info.tree_depth >= 1
     ((3,), True)
     """
-    structure, leaves = _Structure.split(logdensity)
-    max_energy_error = float(max_energy_error)
+    structure, leaves = Structure.split(logdensity)
+    init_program = _program(_nuts_init, structure)
+    step_program = _program(
+        _nuts_step, structure, int(max_tree_depth), float(max_energy_error), int(n_transitions)
+    )
 
     def init(position):
-        return _nuts_init(structure, leaves, jnp.asarray(position, dtype=jnp.float64))
+        return init_program(leaves, jnp.asarray(position, dtype=jnp.float64))
 
     def step(seed, state, step_size, inverse_mass):
-        state, packed = _nuts_step(
-            structure, int(max_tree_depth), max_energy_error, int(n_transitions), leaves,
-            np.uint32(seed), state, np.float64(step_size), inverse_mass,
-        )  # fmt: skip
+        state, packed = step_program(
+            leaves, np.uint32(seed), state, np.float64(step_size), inverse_mass
+        )
         return state, NUTSStepInfo.unpack(np.asarray(packed))
 
     return SurrogateNUTS(init, step)

@@ -10,10 +10,10 @@ the exact chain's recent draws. The same check fails while the exact chain is st
 settled where it samples.
 """
 
-import equinox as eqx
 import jax
 import numpy as np
 
+from surrogate_hmc.core.recent_jit import recent_jit
 from surrogate_hmc.core.structure import Whitening
 
 __all__ = ["EXPLORATION_DRAWS", "RECENT_DRAWS", "TAIL_STEP", "spread_ratio", "tail_gap"]
@@ -58,7 +58,7 @@ OUTER_QUANTILE = 0.95
 """The tail check starts from training points beyond this quantile of the whitened radius."""
 
 
-@eqx.filter_jit
+@recent_jit
 def _forces(surrogate, positions):
     return jax.vmap(surrogate.force)(positions)
 
@@ -81,6 +81,7 @@ def tail_gap(surrogate, positions: np.ndarray, gradients: np.ndarray) -> float |
     Examples
     --------
     >>> import jax.numpy as jnp
+    >>> import equinox as eqx
     >>> class Quadratic(eqx.Module):
     ...     scale: float
     ...     def force(self, q):

@@ -11,9 +11,10 @@ draws, so the chain stays exact.
 
 from dataclasses import dataclass, field
 
-import equinox as eqx
 import jax
 import numpy as np
+
+from surrogate_hmc.core.recent_jit import recent_jit
 
 __all__ = ["METRIC_WINDOWS", "MetricAdaptation", "laplace_inverse_mass", "regularized_covariance"]
 
@@ -23,7 +24,7 @@ MIN_WINDOW_DRAWS = 20
 """Fewest draws a window needs for its covariance to replace the mass matrix."""
 
 
-@eqx.filter_jit
+@recent_jit
 def _hessian(logdensity, center):
     return jax.hessian(logdensity)(center)
 

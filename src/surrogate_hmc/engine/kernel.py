@@ -16,10 +16,11 @@ fixed kernel that targets the exact posterior.
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from surrogate_hmc.core.recent_jit import recent_jit
 
 __all__ = [
     "DAInfo",
@@ -281,7 +282,7 @@ def step_size_adaptation(target_accept: float):
     return blackjax.adaptation.step_size.dual_averaging_adaptation(target=target_accept)
 
 
-@eqx.filter_jit
+@recent_jit
 def run_chunk(
     key: jax.Array,
     state: TuningState,

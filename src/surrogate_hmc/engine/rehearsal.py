@@ -98,7 +98,7 @@ def _compile_surrogate_phase(exact, starts: np.ndarray, config, capacity: int, c
     state = kernel.DAState(nuts_states, jnp.zeros(chains, positions.dtype))
     tuning = kernel.start_tuning(state, jnp.ones(chains, positions.dtype), config.target_accept)
     inverse_mass = jnp.eye(dim, dtype=positions.dtype)
-    kernel.run_chunk.lower(  # type: ignore[attr-defined]  # eqx.filter_jit
+    kernel.run_chunk.lower(
         jax.random.key(0), tuning, surrogate.logdensity, exact, inverse_mass, jnp.bool_(True),
         chunk, config.target_accept, config.max_tree_depth, jnp.int32(1),
     ).compile()  # fmt: skip
