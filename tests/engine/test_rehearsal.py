@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 
 from surrogate_hmc.engine import kernel
+from surrogate_hmc.engine.progress import RunProgress
 from surrogate_hmc.engine.rehearsal import Rehearsal
 from surrogate_hmc.engine.run import (
     BUFFER_CAPACITY,
     CHUNK,
     EngineConfig,
     Evaluations,
+    _ExactChains,
     _train,
     run,
 )
@@ -109,3 +111,22 @@ def test_a_switched_run_reports_its_wait_for_the_rehearsal():
     report = run(target, config, seed=4).report
     assert report.decision == "switched"
     assert set(report.seconds) == {"exact", "compilation", "training", "pilot", "surrogate"}
+
+
+def test_the_exact_side_is_priced_by_the_chunks_timed_while_nothing_compiled():
+    exact, _ = gaussian(3)
+    starts = np.random.default_rng(1).normal(size=(CHAINS, 3))
+    compiling = [True]
+    config = EngineConfig(chains=CHAINS, progressbar=False)
+    with RunProgress(1000, CHAINS, enabled=False) as progress:
+        chains = _ExactChains(exact, starts, config, progress, alone=lambda: not compiling[0])
+        keys = jax.random.split(jax.random.key(0), 6)
+        for key in keys[:3]:
+            chains.tune(key)
+        beside = chains.seconds[1:3]  # the first chunk compiles: never counted
+        assert chains.seconds_per_iteration() == pytest.approx(np.median(beside) / CHUNK)
+        compiling[0] = False
+        for key in keys[3:]:
+            chains.tune(key)
+    alone = chains.seconds[3:]
+    assert chains.seconds_per_iteration() == pytest.approx(np.median(alone) / CHUNK)

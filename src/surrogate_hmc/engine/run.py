@@ -21,6 +21,7 @@ import collections
 import dataclasses
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -498,10 +499,11 @@ class _ExactChains:
 
     def __init__(
         self, exact, starts: np.ndarray, config: EngineConfig, progress: RunProgress,
-        in_turn: bool = False,
+        in_turn: bool = False, alone: Callable[[], bool] = lambda: True,
     ) -> None:  # fmt: skip
         self.exact = exact
         self.in_turn = in_turn
+        self.alone = alone
         self.config = config
         self.progress = progress
         self.divergences = 0
@@ -516,6 +518,7 @@ class _ExactChains:
         self.positions: list[np.ndarray] = []
         self.gradients: list[np.ndarray] = []
         self.seconds: list[float] = []
+        self.timed_alone: list[bool] = []
         self.gradient_evaluations = len(starts)
         self.iteration = 0
         self.window_start = 0
@@ -523,7 +526,7 @@ class _ExactChains:
 
     def tune(self, key: jax.Array) -> None:
         """:data:`CHUNK` tuning iterations of every chain; the metric moves at window ends."""
-        tic = time.perf_counter()
+        alone, tic = self.alone(), time.perf_counter()
         self.state, positions, gradients, info = kernel.run_chunk(
             key, self.state, None, self.recorded, self.inverse_mass, jnp.bool_(True), CHUNK,
             self.config.target_accept, self.config.max_tree_depth, jnp.int32(1), self.in_turn,
@@ -532,6 +535,7 @@ class _ExactChains:
         self.positions.append(np.asarray(positions))
         self.gradients.append(np.asarray(gradients))
         self.seconds.append(time.perf_counter() - tic)
+        self.timed_alone.append(alone)
         self.gradient_evaluations += int(np.sum(info.n_steps))
         self.divergences += int(np.sum(info.diverging))
         self.iteration += CHUNK
@@ -549,8 +553,15 @@ class _ExactChains:
             )
 
     def seconds_per_iteration(self) -> float:
-        """Median wall time of a recent iteration of all chains (compilation left out)."""
-        recent = self.seconds[1:][-5:] or self.seconds
+        """Median wall time of a recent iteration of all chains (compilation left out).
+
+        Chunks timed while nothing else ran (``alone()``: the rehearsal's compilations share
+        the machine) are preferred, so that the surrogate is not priced against a slowed
+        exact side.
+        """
+        timed = list(zip(self.seconds[1:], self.timed_alone[1:], strict=True))
+        quiet = [seconds for seconds, alone in timed if alone]
+        recent = quiet[-5:] or [seconds for seconds, _ in timed][-5:] or self.seconds
         return float(np.median(recent)) / CHUNK
 
     def rows(self) -> ExactRows:
@@ -711,7 +722,10 @@ def run(
     interrupted = False
     try:
         with RunProgress(total, config.chains, enabled=config.progressbar) as progress:
-            exact_chains = _ExactChains(exact, starts, config, progress, in_turn=target.on_host)
+            exact_chains = _ExactChains(
+                exact, starts, config, progress, in_turn=target.on_host,
+                alone=lambda: rehearsal is None or rehearsal.done,
+            )  # fmt: skip
             switch = _Switch(target.variables, start, logp_seconds, rehearsal)
             return with_history(_run_in_jax(key, exact_chains, config, report, switch, given))
     except KeyboardInterrupt:
