@@ -97,7 +97,7 @@ def test_non_finite_exact_log_density_is_rejected():
 def test_exact_nuts_on_a_recording_log_density_reports_every_leapfrog_point():
     seen = []
     recorded = kernel.recording(exact, lambda *row: seen.append(row))
-    chains = kernel.init_exact(jnp.tile(jnp.asarray(MEAN), (3, 1)), recorded)
+    chains = kernel.init_nuts(jnp.tile(jnp.asarray(MEAN), (3, 1)), recorded)
     state = kernel.start_tuning(chains, jnp.full(3, 0.5), 0.8)
     state, positions, gradients, info = kernel.run_chunk(
         jax.random.key(0), state, None, recorded, jnp.eye(3), jnp.bool_(True), 20, 0.8, 10,
@@ -123,7 +123,7 @@ def test_chains_in_turn_draw_as_in_lockstep_and_evaluate_only_their_own_steps():
     for in_turn in (False, True):
         seen = []
         recorded = kernel.recording(exact, lambda *row, seen=seen: seen.append(row))
-        chains = kernel.init_exact(jnp.tile(jnp.asarray(MEAN), (3, 1)), recorded)
+        chains = kernel.init_nuts(jnp.tile(jnp.asarray(MEAN), (3, 1)), recorded)
         state = kernel.start_tuning(chains, jnp.full(3, 0.5), 0.8)
         _, positions, _, info = kernel.run_chunk(
             jax.random.key(1), state, None, recorded, jnp.eye(3), jnp.bool_(True), 20, 0.8, 10,

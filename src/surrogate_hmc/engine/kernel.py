@@ -27,7 +27,7 @@ __all__ = [
     "DAState",
     "TuningState",
     "init",
-    "init_exact",
+    "init_nuts",
     "recording",
     "run_chunk",
     "start_tuning",
@@ -90,10 +90,7 @@ def init(positions: jax.Array, surrogate: LogDensity, exact: LogDensity) -> DASt
     >>> state.position.shape, state.logdensity.tolist()
     ((4, 2), [0.0, 0.0, 0.0, 0.0])
     """
-    import blackjax
-
-    nuts_state = jax.vmap(lambda q: blackjax.nuts.init(q, surrogate))(positions)
-    return DAState(nuts_state, jax.vmap(exact)(positions))
+    return DAState(init_nuts(positions, surrogate), jax.vmap(exact)(positions))
 
 
 class _Transitions(NamedTuple):
@@ -223,11 +220,18 @@ def _exact_step(key, state, exact, step_size, inverse_mass, max_tree_depth, in_t
     return new_state, step_info
 
 
-def init_exact(positions: jax.Array, exact: LogDensity) -> Any:
-    """Every chain's exact NUTS state at ``positions``: BlackJAX's ``HMCState``, batched."""
+def init_nuts(positions: jax.Array, logdensity: LogDensity) -> Any:
+    """Every chain's NUTS state at ``positions``: BlackJAX's ``HMCState``, batched.
+
+    Examples
+    --------
+    >>> state = init_nuts(jnp.ones((4, 2)), lambda q: -0.5 * q @ q)
+    >>> state.logdensity.tolist()
+    [-1.0, -1.0, -1.0, -1.0]
+    """
     import blackjax
 
-    return jax.vmap(lambda q: blackjax.nuts.init(q, exact))(positions)
+    return jax.vmap(lambda q: blackjax.nuts.init(q, logdensity))(positions)
 
 
 def recording(
@@ -305,8 +309,8 @@ def run_chunk(
     :class:`DAState`): ``transitions`` NUTS steps on the surrogate, then one exact correction
     (an integer array: changing it does not compile the program again). With
     ``surrogate=None``, exact NUTS on ``exact`` (``state.chains`` an ``HMCState`` from
-    :func:`init_exact`; a :func:`recording` log-density reports every evaluation, the
-    surrogate's training data), and ``transitions`` is unused. While ``adapting`` (a boolean
+    :func:`init_nuts` on ``exact``; a :func:`recording` log-density reports every evaluation,
+    the surrogate's training data), and ``transitions`` is unused. While ``adapting`` (a boolean
     array, so that tuning and draws share one compiled program) each chain adapts its step
     size by dual averaging, whose state is ``state.step_size`` (BlackJAX's); otherwise every
     chain keeps its tuned step size (dual averaging's averaged iterate,

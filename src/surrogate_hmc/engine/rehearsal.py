@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +22,9 @@ import numpy as np
 from surrogate_hmc.core.buffer import TrainingBuffer
 from surrogate_hmc.core.fitting import fit_surrogate
 from surrogate_hmc.engine import kernel
+
+if TYPE_CHECKING:  # the run module starts rehearsals
+    from surrogate_hmc.engine.run import EngineConfig
 
 __all__ = ["Rehearsal"]
 
@@ -61,7 +65,7 @@ class Rehearsal:
         self,
         exact: Callable[[jax.Array], jax.Array],
         starts: np.ndarray,
-        config,
+        config: "EngineConfig",
         capacity: int,
         chunk: int,
     ) -> None:
@@ -73,7 +77,7 @@ class Rehearsal:
         )
         self._thread.start()
 
-    def _run(self, exact, starts, config, capacity, chunk) -> None:
+    def _run(self, exact, starts, config: "EngineConfig", capacity, chunk) -> None:
         try:
             _compile_surrogate_phase(exact, starts, config, capacity, chunk)
         except Exception as error:  # any failure only forgoes the head start
@@ -90,11 +94,13 @@ class Rehearsal:
         self._thread.join()
 
 
-def _compile_surrogate_phase(exact, starts: np.ndarray, config, capacity: int, chunk: int) -> None:
+def _compile_surrogate_phase(
+    exact, starts: np.ndarray, config: "EngineConfig", capacity: int, chunk: int
+) -> None:
     chains, dim = starts.shape
     surrogate = _look_alike_surrogate(dim, config, capacity)
     positions = jnp.zeros_like(jnp.asarray(starts))
-    nuts_states = jax.vmap(lambda q: _nuts_init(q, surrogate.logdensity))(positions)
+    nuts_states = kernel.init_nuts(positions, surrogate.logdensity)
     state = kernel.DAState(nuts_states, jnp.zeros(chains, positions.dtype))
     tuning = kernel.start_tuning(state, jnp.ones(chains, positions.dtype), config.target_accept)
     inverse_mass = jnp.eye(dim, dtype=positions.dtype)
@@ -104,13 +110,7 @@ def _compile_surrogate_phase(exact, starts: np.ndarray, config, capacity: int, c
     ).compile()  # fmt: skip
 
 
-def _nuts_init(position, logdensity):
-    import blackjax
-
-    return blackjax.nuts.init(position, logdensity)
-
-
-def _look_alike_surrogate(dim: int, config, capacity: int):
+def _look_alike_surrogate(dim: int, config: "EngineConfig", capacity: int):
     """A log-density surrogate of the run's architecture, trained for one chunk of steps.
 
     Its training step is the run's (the rows are padded to the buffer's capacity); its

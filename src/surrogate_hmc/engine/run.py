@@ -509,7 +509,7 @@ class _ExactChains:
         self.divergences = 0
         self.recorder = _Recorder(2 * BUFFER_CAPACITY)  # a position can be evaluated twice
         self.recorded = kernel.recording(exact, self.recorder.add)
-        chains = kernel.init_exact(jnp.asarray(starts), self.recorded)
+        chains = kernel.init_nuts(jnp.asarray(starts), self.recorded)
         self.recorder.settle()
         self.state = kernel.start_tuning(
             chains, jnp.full(len(starts), INITIAL_STEP_SIZE), config.target_accept
