@@ -113,7 +113,8 @@ def test_a_correlated_30d_gaussian_is_learned_by_a_small_network():
         q, values, gradients, network=NetworkConfig(width=16),
         training=TrainingConfig(max_steps=300), key=jax.random.key(0),
     )  # fmt: skip
-    assert result.validation_error < 0.01
+    # Over the validation split's randomness (keys 0-7) the error was 0.004-0.014.
+    assert result.validation_error < 0.02
     net = result.network
     # The base alone is the Gaussian: its curvature, mapped back to q, is the precision.
     transform = np.asarray(net.inputs.transform)

@@ -63,8 +63,9 @@ class Whitening(eqx.Module):
         the mean and covariance of the second selection set the map.
         """
         positions = np.asarray(positions, dtype=np.float64)
-        robust = Standardization.fit(positions)
-        distance = np.linalg.norm(np.asarray(robust.apply(positions)), axis=1)
+        robust = Standardization.fit(positions)  # applied on the host: no compilation per shape
+        robust_z = (positions - np.asarray(robust.mean)) / np.asarray(robust.scale)
+        distance = np.linalg.norm(robust_z, axis=1)
         for _ in range(2):
             central = positions[distance <= np.quantile(distance, CENTRAL)]
             if len(central) <= positions.shape[1]:
