@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import pytest
 
 from surrogate_hmc.core import compiled
-from surrogate_hmc.core.recent_jit import RECENT_KEPT, RecentJit, RecentPrograms, Structure
+from surrogate_hmc.core.recent_jit import RECENT_KEPT, RecentJit, RecentPrograms
 
 
 def model_closure(i: int):
@@ -74,13 +74,19 @@ def test_the_surrogate_kernels_free_the_programs_of_earlier_models():
 
 
 def test_a_refitted_surrogate_reuses_its_compiled_programs():
-    prior = model_closure(0)
-    first = compiled.surrogate_nuts(Surrogate(jnp.asarray(1.0), prior))
-    refit = compiled.surrogate_nuts(Surrogate(jnp.asarray(2.0), prior))
-    key = (compiled._nuts_step, Structure.split(Surrogate(jnp.asarray(3.0), prior))[0], 10)
-    assert first.step is not refit.step  # each surrogate has its own weights
-    programs = [p for k, p in compiled._PROGRAMS._programs.items() if k[:3] == key]
-    assert len(programs) == 1
+    traces = []
+
+    def prior(q):
+        traces.append(None)  # runs when JAX traces, not when a compiled program runs
+        return -0.5 * jnp.sum(q**2)
+
+    for weight in (1.0, 2.0):  # a fit, then a refit: new weights, the same structure
+        nuts = compiled.surrogate_nuts(Surrogate(jnp.asarray(weight), prior))
+        nuts.step(0, nuts.init(jnp.zeros(3)), 0.5, jnp.ones(3))
+        if weight == 1.0:
+            traced_by_the_fit = len(traces)
+    assert traced_by_the_fit > 0
+    assert len(traces) == traced_by_the_fit
 
 
 def test_recent_programs_drop_the_least_recently_used():
@@ -91,10 +97,31 @@ def test_recent_programs_drop_the_least_recently_used():
     assert built == ["a", "b", "c", "b"]
 
 
+def counting(traces):
+    def power(q, exponent, offset=0.0):
+        traces.append(None)
+        return q**exponent + offset
+
+    return power
+
+
 def test_lowering_shares_the_program_of_the_call():
-    wrapped = RecentJit(lambda q, power: q**power)
+    traces = []
+    wrapped = RecentJit(counting(traces))
     compiled_program = wrapped.lower(jnp.ones(2), 2).compile()
-    assert float(compiled_program([jnp.full(2, 3.0)])[0]) == pytest.approx(9.0)
-    assert len(wrapped._programs) == 1
+    three = 3.0 * jnp.ones(2)  # as jnp.ones(2): not weakly typed, unlike jnp.full(2, 3.0)
+    assert float(compiled_program([three])[0]) == pytest.approx(9.0)
+    assert len(traces) == 1
+    assert float(wrapped(three, 2)[0]) == pytest.approx(9.0)
+    assert len(traces) == 1  # the call found the lowered program: not traced again
+
+
+def test_arguments_left_to_their_defaults_share_the_program_of_those_given():
+    traces = []
+    wrapped = RecentJit(counting(traces))
     wrapped(jnp.ones(2), 2)
-    assert len(wrapped._programs) == 1
+    wrapped(jnp.ones(2), 2, 0.0)
+    wrapped(jnp.ones(2), exponent=2, offset=0.0)
+    assert len(traces) == 1
+    wrapped(jnp.ones(2), 2, 1.0)  # the negative control: another static value
+    assert len(traces) == 2

@@ -116,17 +116,25 @@ def test_a_switched_run_reports_its_wait_for_the_rehearsal():
 def test_the_exact_side_is_priced_by_the_chunks_timed_while_nothing_compiled():
     exact, _ = gaussian(3)
     starts = np.random.default_rng(1).normal(size=(CHAINS, 3))
+    config = EngineConfig(chains=CHAINS, progressbar=False)
+    with RunProgress(1000, CHAINS, enabled=False) as progress:
+        chains = _ExactChains(exact, starts, config, progress)
+    # The first chunk compiles (never counted); two ran beside the rehearsal, three alone.
+    chains.seconds = [60.0, 9.0, 8.0, 1.0, 2.0, 3.0]
+    chains.timed_alone = [False, False, False, True, True, True]
+    assert chains.seconds_per_iteration() == pytest.approx(2.0 / CHUNK)
+    chains.seconds, chains.timed_alone = chains.seconds[:3], chains.timed_alone[:3]
+    assert chains.seconds_per_iteration() == pytest.approx(8.5 / CHUNK)  # none alone: all
+
+
+def test_each_chunk_notes_whether_it_ran_alone():
+    exact, _ = gaussian(3)
+    starts = np.random.default_rng(1).normal(size=(CHAINS, 3))
     compiling = [True]
     config = EngineConfig(chains=CHAINS, progressbar=False)
     with RunProgress(1000, CHAINS, enabled=False) as progress:
         chains = _ExactChains(exact, starts, config, progress, alone=lambda: not compiling[0])
-        keys = jax.random.split(jax.random.key(0), 6)
-        for key in keys[:3]:
+        for i, key in enumerate(jax.random.split(jax.random.key(0), 3)):
+            compiling[0] = i < 2
             chains.tune(key)
-        beside = chains.seconds[1:3]  # the first chunk compiles: never counted
-        assert chains.seconds_per_iteration() == pytest.approx(np.median(beside) / CHUNK)
-        compiling[0] = False
-        for key in keys[3:]:
-            chains.tune(key)
-    alone = chains.seconds[3:]
-    assert chains.seconds_per_iteration() == pytest.approx(np.median(alone) / CHUNK)
+    assert chains.timed_alone == [False, False, True]

@@ -10,6 +10,7 @@ ones are kept: a dropped program's executables are freed with it.
 """
 
 import functools
+import inspect
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -21,7 +22,7 @@ import jax
 __all__ = ["RECENT_KEPT", "RecentJit", "RecentPrograms", "Structure", "recent_jit"]
 
 RECENT_KEPT = 16
-"""Programs kept per function: more than one run compiles, so a run never compiles twice."""
+"""Programs kept per store: more than one run compiles, so a run never compiles one twice."""
 
 Program = TypeVar("Program")
 
@@ -29,8 +30,8 @@ Program = TypeVar("Program")
 class Structure:
     """A pytree without its arrays, hashed once.
 
-    ``jax.jit`` hashes static arguments and flattens pytree arguments on every call; a module
-    passed as a flat list of arrays plus this static structure costs neither.
+    Split once (as the surrogate kernels do, per surrogate), a module passed as a flat list of
+    arrays plus this structure costs ``jax.jit`` neither a hash nor a flatten per call.
 
     Examples
     --------
@@ -116,7 +117,10 @@ def _compile(fn: Callable[..., Any], structure: Structure) -> Any:
 class RecentJit:
     """``eqx.filter_jit(fn)`` that keeps the programs of the most recent static arguments only.
 
-    As with ``eqx.filter_jit``, array arguments are traced and every other leaf is static.
+    As with ``eqx.filter_jit``, array arguments are traced and every other leaf is static
+    (hashable, compared by ``==``), and arguments left to their defaults share the program of
+    the same arguments given. Unlike it, ``fn`` must return arrays (a pytree of them), and each
+    call splits, hashes and compares its arguments: meant for calls that do much work each.
 
     Examples
     --------
@@ -128,11 +132,14 @@ class RecentJit:
 
     def __init__(self, fn: Callable[..., Any], kept: int = RECENT_KEPT) -> None:
         self.fn = fn
+        self._signature = inspect.signature(fn)
         self._programs: RecentPrograms[Any] = RecentPrograms(kept)
         functools.update_wrapper(self, fn)
 
     def _program(self, args, kwargs) -> tuple[Any, list[jax.Array]]:
-        structure, leaves = Structure.split((args, kwargs))
+        bound = self._signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        structure, leaves = Structure.split((bound.args, bound.kwargs))
         program = self._programs.get(structure, lambda: _compile(self.fn, structure))
         return program, leaves
 
