@@ -209,8 +209,7 @@ def validation_split(n: int, fraction: float, key: jax.Array) -> np.ndarray:
     >>> mask.dtype, int(mask.sum())
     (dtype('bool'), 2)
     """
-    # On the host: jax.random.permutation compiles anew for every number of rows.
-    order = np.random.default_rng(np.asarray(jax.random.key_data(key))).permutation(n)
+    order = np.asarray(jax.random.permutation(key, n))
     is_validation = np.zeros(n, dtype=bool)
     is_validation[order[: max(1, round(fraction * n))]] = True
     return is_validation
